@@ -1,0 +1,55 @@
+# Developer and CI entry points. `make deps` sets up a fresh machine, `make test` runs every test.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+PYTHON ?= python3
+VENV ?= $(CURDIR)/.venv
+BIN := $(VENV)/bin
+# The collection must sit at ansible_collections/raibid/queue to be importable: link the work tree there.
+COLLECTIONS := $(VENV)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/raibid/queue
+APT_PACKAGES := redis-server redis-tools shellcheck
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PATH := $(BIN):$(PATH)
+
+.PHONY: deps test units functional sanity lint build clean
+
+deps: $(VENV)/.deps-done
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "Installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn $(CURDIR) $(COLLECTION_LINK)
+
+$(VENV)/.deps-done: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+test: deps units functional sanity lint build
+
+units: deps
+	$(BIN)/python -m pytest tests/unit
+
+functional: deps
+	$(BIN)/python -m pytest tests/functional
+
+# ansible-test needs a real ansible_collections/raibid/queue folder: run it on a copy of the tracked files.
+sanity: deps
+	@rm -rf $(VENV)/sanity && mkdir -p $(VENV)/sanity/ansible_collections/raibid/queue
+	@git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t $(VENV)/sanity/ansible_collections/raibid/queue
+	cd $(VENV)/sanity/ansible_collections/raibid/queue && git init -q && git add -A && \
+	  $(BIN)/ansible-test sanity --python 3.11 --requirements --color no
+
+lint: deps
+	$(BIN)/ansible-lint --offline
+
+# The collection builds and installs from its tarball.
+build: deps
+	@rm -rf $(VENV)/build && mkdir -p $(VENV)/build
+	$(BIN)/ansible-galaxy collection build --output-path $(VENV)/build .
+	$(BIN)/ansible-galaxy collection install --offline --no-deps -p $(VENV)/build/collections $(VENV)/build/raibid-queue-*.tar.gz
+	ANSIBLE_COLLECTIONS_PATH=$(VENV)/build/collections $(BIN)/ansible-doc raibid.queue.redis_queue >/dev/null
+
+clean:
+	rm -rf $(VENV) tests/output
