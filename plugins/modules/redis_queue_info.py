@@ -201,20 +201,18 @@ def run_module():
 
     client = connect(module)
     try:
+        stream_exists = ensure_stream_type(module, client, stream)
         info = client.info('server')
-        replication = client.info('replication')
         result = dict(
             changed=False,
-            server=dict(version=info.get('redis_version'), role=replication.get('role'),
+            server=dict(version=info.get('redis_version'), role=client.info('replication').get('role'),
                         mode=info.get('redis_mode')),
             persistence=persistence_facts(module, client),
             stream=stream_summary(client, stream),
         )
-        groups = []
-        if ensure_stream_type(module, client, stream):
-            for group in group_facts(client, stream):
-                group['consumers'] = consumers(client, stream, group['name'])
-                groups.append(group)
+        groups = group_facts(client, stream) if stream_exists else []
+        for group in groups:
+            group['consumers'] = consumers(client, stream, group['name'])
         result['stream']['groups'] = groups
     except redis_exceptions.RedisError as e:
         module.fail_json(msg=redis_error_message('describe stream %s' % stream, e))
