@@ -34,8 +34,13 @@ units: deps
 functional: deps
 	$(BIN)/python -m pytest tests/functional
 
+# ansible-test bootstraps pip in its venvs with a script from a host these machines cannot reach;
+# tests/utils/get_pip_offline.py does the same from Python's ensurepip and the package index.
+ANSIBLE_TEST_GET_PIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
+
 # ansible-test needs a real ansible_collections/raibid/queue folder: run it on a copy of the tracked files.
 sanity: deps
+	@[ -f $(ANSIBLE_TEST_GET_PIP) ] || install -D -m 0644 tests/utils/get_pip_offline.py $(ANSIBLE_TEST_GET_PIP)
 	@rm -rf $(VENV)/sanity && mkdir -p $(VENV)/sanity/ansible_collections/raibid/queue
 	@git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t $(VENV)/sanity/ansible_collections/raibid/queue
 	cd $(VENV)/sanity/ansible_collections/raibid/queue && git init -q && git add -A && \

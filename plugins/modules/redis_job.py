@@ -1,8 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, raibid.queue contributors
-# MIT License (see LICENSE or https://opensource.org/licenses/MIT)
-# SPDX-License-Identifier: MIT
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -17,7 +17,7 @@ description:
   - Several jobs are sent in one pipeline, in order.
   - Every run adds entries. This module is not idempotent, like a message sent twice.
 author:
-  - raibid.queue contributors
+  - raibid maintainers (@raibid)
 extends_documentation_fragment:
   - raibid.queue._redis
 attributes:
@@ -26,6 +26,7 @@ attributes:
     description: Validates the jobs and the stream, reports a change, and writes nothing.
   diff_mode:
     support: none
+    description: There is nothing to compare; the new entries are returned.
   idempotent:
     support: none
     description: Each run enqueues the jobs again.

@@ -1,8 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, raibid.queue contributors
-# MIT License (see LICENSE or https://opensource.org/licenses/MIT)
-# SPDX-License-Identifier: MIT
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -19,7 +19,7 @@ description:
   - With O(state=absent), removes the consumer group, the credentials file, and the stream only when
     O(delete_stream=true).
 author:
-  - raibid.queue contributors
+  - raibid maintainers (@raibid)
 extends_documentation_fragment:
   - raibid.queue._redis
 attributes:

@@ -1,8 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, raibid.queue contributors
-# MIT License (see LICENSE or https://opensource.org/licenses/MIT)
-# SPDX-License-Identifier: MIT
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -16,7 +16,7 @@ description:
     its length, first and last entry, every consumer group with its consumers, pending entries and lag.
   - Changes nothing. A missing stream is a fact (RV(stream.exists=false)), not an error.
 author:
-  - raibid.queue contributors
+  - raibid maintainers (@raibid)
 extends_documentation_fragment:
   - raibid.queue._redis
 attributes:
@@ -25,8 +25,10 @@ attributes:
     description: The module only reads, so it runs the same in check mode.
   diff_mode:
     support: none
+    description: The module changes nothing.
   idempotent:
     support: full
+    description: The module changes nothing.
 options:
   stream:
     description:

@@ -1,6 +1,6 @@
 # Copyright (c) 2026, raibid.queue contributors
-# MIT License (see LICENSE or https://opensource.org/licenses/MIT)
-# SPDX-License-Identifier: MIT
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Unit tests of the shared connection code: argument checks, TLS mapping, and the retry loop."""
 
 from __future__ import annotations

