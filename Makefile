@@ -53,8 +53,11 @@ lint: deps
 build: deps
 	@rm -rf $(VENV)/build && mkdir -p $(VENV)/build
 	$(BIN)/ansible-galaxy collection build --output-path $(VENV)/build .
-	$(BIN)/ansible-galaxy collection install --offline --no-deps -p $(VENV)/build/collections $(VENV)/build/raibid-queue-*.tar.gz
-	ANSIBLE_COLLECTIONS_PATH=$(VENV)/build/collections $(BIN)/ansible-doc raibid.queue.redis_queue >/dev/null
+	export ANSIBLE_COLLECTIONS_PATH=$(VENV)/build/collections; \
+	$(BIN)/ansible-galaxy collection install --offline --no-deps -p $$ANSIBLE_COLLECTIONS_PATH $(VENV)/build/raibid-queue-*.tar.gz; \
+	for module in redis_queue redis_queue_info redis_job; do \
+	  $(BIN)/ansible-doc --json raibid.queue.$$module | grep -q '"examples"' || { echo "no docs for $$module"; exit 1; }; \
+	done; echo "Built, installed and documented: $$(ls $(VENV)/build/*.tar.gz)"
 
 clean:
 	rm -rf $(VENV) tests/output
