@@ -71,8 +71,29 @@ options:
       - When the time has passed the module fails with the last error.
     type: int
     default: 0
+  kubernetes_pod:
+    description:
+      - Reach Redis through a port-forward to this pod, over the Kubernetes API, like C(kubectl port-forward)
+        but without kubectl. O(login_host) is then ignored and O(login_port) is the port in the pod.
+      - Use it when the host that runs the module cannot route to cluster addresses; kubeconfig access is enough.
+        The forward closes when the module ends.
+    type: str
+  kubernetes_namespace:
+    description:
+      - Namespace of O(kubernetes_pod).
+    type: str
+    default: default
+  kubeconfig:
+    description:
+      - Kubeconfig file used with O(kubernetes_pod). Defaults to E(KUBECONFIG) or C(~/.kube/config).
+    type: path
+  kubernetes_context:
+    description:
+      - Kubeconfig context used with O(kubernetes_pod). Defaults to the current context.
+    type: str
 requirements:
   - redis (the redis-py Python library) 4.2 or newer, on the host that runs the module.
+  - kubernetes (the Kubernetes Python client), only with O(kubernetes_pod).
 notes:
   - Set these options once for every module of the collection with the action group
     C(group/raibid.queue.redis) in C(module_defaults).

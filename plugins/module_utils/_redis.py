@@ -15,6 +15,11 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.raibid.queue.plugins.module_utils._kube_forward import (
+    KUBERNETES_IMPORT_ERROR,
+    PodPortForward,
+)
+
 REDIS_IMPORT_ERROR = None
 try:
     import redis
@@ -44,6 +49,10 @@ def redis_connection_argument_spec():
         client_key_file=dict(type='path', no_log=False),
         connect_timeout=dict(type='float', default=5.0),
         wait_timeout=dict(type='int', default=0),
+        kubernetes_pod=dict(type='str'),
+        kubernetes_namespace=dict(type='str', default='default'),
+        kubeconfig=dict(type='path'),
+        kubernetes_context=dict(type='str'),
     )
 
 
@@ -62,6 +71,10 @@ def validate_connection_params(module):
         module.fail_json(msg='connect_timeout must be greater than 0.')
     if params['wait_timeout'] < 0:
         module.fail_json(msg='wait_timeout must be 0 (try once) or more seconds.')
+    if not params['kubernetes_pod']:
+        kube_only = [name for name in ('kubeconfig', 'kubernetes_context') if params[name]]
+        if kube_only:
+            module.fail_json(msg='%s only apply with kubernetes_pod.' % ', '.join(kube_only))
     if not params['tls']:
         tls_only = [name for name in ('ca_certs', 'client_cert_file', 'client_key_file') if params[name]]
         if tls_only:
@@ -96,7 +109,24 @@ def client_kwargs(params):
 
 def describe_target(params):
     scheme = 'rediss' if params['tls'] else 'redis'
+    if params['kubernetes_pod']:
+        return '%s://pod %s/%s:%d (port-forward)' % (scheme, params['kubernetes_namespace'], params['kubernetes_pod'],
+                                                     params['login_port'])
     return '%s://%s:%d' % (scheme, params['login_host'], params['login_port'])
+
+
+def start_port_forward(module):
+    """Forward a local port to the pod through the Kubernetes API; it closes when the module exits."""
+    if KUBERNETES_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
+    params = module.params
+    try:
+        return PodPortForward(params['kubernetes_pod'], params['kubernetes_namespace'], params['login_port'],
+                              kubeconfig=params['kubeconfig'], context=params['kubernetes_context'])
+    except Exception as e:  # pylint: disable=broad-except
+        # The kubernetes library raises many unrelated types for a bad kubeconfig or context.
+        module.fail_json(msg='Cannot use the Kubernetes API to reach pod %s/%s: %s'
+                             % (params['kubernetes_namespace'], params['kubernetes_pod'], e))
 
 
 def connect(module, sleep=time.sleep, clock=time.monotonic):
@@ -109,11 +139,16 @@ def connect(module, sleep=time.sleep, clock=time.monotonic):
     validate_connection_params(module)
     params = module.params
     target = describe_target(params)
+    kwargs = client_kwargs(params)
+    forward = None
+    if params['kubernetes_pod']:
+        forward = start_port_forward(module)
+        kwargs.update(host='127.0.0.1', port=forward.local_port)
     deadline = clock() + params['wait_timeout']
     attempts = 0
     while True:
         attempts += 1
-        client = redis.Redis(**client_kwargs(params))
+        client = redis.Redis(**kwargs)
         try:
             if client.ping():
                 return client
@@ -123,6 +158,8 @@ def connect(module, sleep=time.sleep, clock=time.monotonic):
         except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError,
                 redis_exceptions.BusyLoadingError) as e:
             last_error = str(e)
+            if forward is not None and forward.last_error:
+                last_error = 'port-forward: %s' % forward.last_error
         except redis_exceptions.ResponseError as e:
             module.fail_json(msg='Redis at %s refused PING: %s' % (target, e))
         client.close()
