@@ -1,0 +1,447 @@
+"""Tests of the stand-in redis chart (testbed/charts/redis).
+
+Rendering tests need only helm (testbed/tools/helm.sh fetches it). The install test needs a
+cluster: the `kubeconfig` fixture of conftest.py (the local testbed, or RAIBID_TEST_KUBECONFIG).
+"""
+import base64
+import hashlib
+import re
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "testbed" / "charts" / "redis"
+RELEASE = "raibid-redis"
+
+# Values shaped like the ones the raibid.queue.redis role renders (issue 4 defaults).
+ROLE_VALUES = {
+    "architecture": "standalone",
+    "auth": {"enabled": True, "password": "p" * 32},
+    "commonConfiguration": 'appendonly yes\nappendfsync everysec\nsave ""\nmaxmemory-policy noeviction',
+    "master": {
+        "persistence": {"enabled": True, "size": "8Gi", "storageClass": "local-path"},
+        "resources": {"requests": {"memory": "256Mi", "cpu": "100m"},
+                      "limits": {"memory": "512Mi", "cpu": "500m"}},
+    },
+    "metrics": {"enabled": True, "serviceMonitor": {"enabled": False},
+                "extraArgs": {"check-streams": "raibid:jobs"}},
+    "image": {"registry": "localhost", "repository": "raibid/redis", "tag": "7.0.15-testbed"},
+    "global": {"security": {"allowInsecureImages": True}},
+}
+
+
+@pytest.fixture(scope="session")
+def helm():
+    res = subprocess.run(["bash", str(REPO / "testbed" / "tools" / "helm.sh")],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    path = res.stdout.strip().splitlines()[-1]
+    assert Path(path).is_absolute() and Path(path).is_file()
+    return path
+
+
+def run_helm(helm, *args, values=None, tmp_path=None, check=True, timeout=120):
+    argv = [helm, *args]
+    if values is not None:
+        vfile = tmp_path / f"values-{uuid.uuid4().hex[:6]}.yaml"
+        vfile.write_text(yaml.safe_dump(values))
+        argv += ["-f", str(vfile)]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert res.returncode == 0, f"helm {' '.join(args)}:\n{res.stderr}"
+    return res
+
+
+@pytest.fixture
+def render(helm, tmp_path):
+    """render(values=None, *extra_args, release=RELEASE) -> {(kind, name): object}."""
+    def _render(values=None, *extra, release=RELEASE, namespace="raibid-redis"):
+        res = run_helm(helm, "template", release, str(CHART), "-n", namespace, *extra,
+                       values=values, tmp_path=tmp_path)
+        docs = [d for d in yaml.safe_load_all(res.stdout) if d]
+        return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    return _render
+
+
+@pytest.fixture
+def render_error(helm, tmp_path):
+    def _err(values, *extra):
+        res = run_helm(helm, "template", RELEASE, str(CHART), *extra, values=values,
+                       tmp_path=tmp_path, check=False)
+        assert res.returncode != 0, "render should have failed"
+        return res.stderr
+    return _err
+
+
+def container(sts, name):
+    return next(c for c in sts["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+
+
+def secret_password(objs, name=RELEASE):
+    return base64.b64decode(objs[("Secret", name)]["data"]["redis-password"]).decode()
+
+
+# ------------------------------------------------------------------ rendering (no cluster)
+
+def test_lint(helm, tmp_path):
+    res = run_helm(helm, "lint", str(CHART))
+    assert "0 chart(s) failed" in res.stdout
+    res = run_helm(helm, "lint", str(CHART), values=ROLE_VALUES, tmp_path=tmp_path)
+    assert "0 chart(s) failed" in res.stdout
+
+
+def test_default_objects(render):
+    objs = render()
+    assert set(objs) == {
+        ("Secret", "raibid-redis"),
+        ("ConfigMap", "raibid-redis-configuration"),
+        ("ConfigMap", "raibid-redis-health"),
+        ("ConfigMap", "raibid-redis-scripts"),
+        ("Service", "raibid-redis-master"),
+        ("Service", "raibid-redis-headless"),
+        ("StatefulSet", "raibid-redis-master"),
+        ("ServiceAccount", "raibid-redis-master"),
+        ("PodDisruptionBudget", "raibid-redis-master"),
+    }
+    for obj in objs.values():
+        assert obj["metadata"]["namespace"] == "raibid-redis"
+        assert obj["metadata"]["labels"]["app.kubernetes.io/name"] == "redis"
+        assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    # Generated password, Bitnami style: 10 alphanumeric characters.
+    assert re.fullmatch(r"[A-Za-z0-9]{10}", secret_password(objs))
+
+
+def test_fullname_follows_bitnami_rule(render):
+    assert ("StatefulSet", "foo-redis-master") in render(None, release="foo")
+    assert ("StatefulSet", "my-redis-master") in render(None, release="my-redis")
+    assert ("StatefulSet", "x-master") in render({"fullnameOverride": "x"}, release="foo")
+
+
+def test_services(render):
+    objs = render({"metrics": {"enabled": True}})
+    master = objs[("Service", "raibid-redis-master")]["spec"]
+    assert master["ports"] == [{"name": "tcp-redis", "port": 6379, "targetPort": "redis"}]
+    assert master["selector"] == {"app.kubernetes.io/name": "redis",
+                                  "app.kubernetes.io/instance": RELEASE,
+                                  "app.kubernetes.io/component": "master"}
+    headless = objs[("Service", "raibid-redis-headless")]["spec"]
+    assert headless["clusterIP"] == "None"
+    metrics = objs[("Service", "raibid-redis-metrics")]["spec"]
+    assert metrics["ports"][0]["port"] == 9121
+    assert metrics["ports"][0]["name"] == "http-metrics"
+
+
+def test_statefulset_shape(render):
+    objs = render()
+    sts = objs[("StatefulSet", "raibid-redis-master")]
+    assert sts["spec"]["replicas"] == 1
+    assert sts["spec"]["serviceName"] == "raibid-redis-headless"
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "redis"
+    assert labels["app.kubernetes.io/instance"] == RELEASE
+    assert labels["app.kubernetes.io/component"] == "master"
+    ann = sts["spec"]["template"]["metadata"]["annotations"]
+    assert {"checksum/configmap", "checksum/secret", "checksum/scripts", "checksum/health"} <= set(ann)
+    # The secret checksum is that of the password the Secret carries (computed once per render).
+    assert ann["checksum/secret"] == hashlib.sha256(secret_password(objs).encode()).hexdigest()
+    (vct,) = sts["spec"]["volumeClaimTemplates"]
+    assert vct["metadata"]["name"] == "redis-data"
+    assert vct["spec"]["resources"]["requests"]["storage"] == "8Gi"
+    assert "storageClassName" not in vct["spec"]  # cluster default
+    redis = container(sts, "redis")
+    assert redis["image"] == "localhost/raibid/redis:7.0.15-testbed"
+    assert redis["imagePullPolicy"] == "IfNotPresent"
+    assert redis["args"] == ["-ec", "/opt/bitnami/scripts/start-scripts/start-master.sh"]
+    env = {e["name"]: e.get("value") for e in redis["env"]}
+    assert env["REDIS_PASSWORD_FILE"] == "/opt/bitnami/redis/secrets/redis-password"
+    assert env["REDIS_PORT"] == "6379"
+    assert redis["readinessProbe"]["exec"]["command"][-1].startswith("/health/ping_readiness_local.sh")
+    assert redis["livenessProbe"]["exec"]["command"][-1].startswith("/health/ping_liveness_local.sh")
+    assert redis["securityContext"]["runAsUser"] == 1001
+    health = objs[("ConfigMap", "raibid-redis-health")]["data"]
+    assert "REDISCLI_AUTH" in health["ping_readiness_local.sh"]
+    assert "redis-cli" in health["ping_readiness_local.sh"] and "timeout" in health["ping_readiness_local.sh"]
+    script = objs[("ConfigMap", "raibid-redis-scripts")]["data"]["start-master.sh"]
+    assert "REDIS_PASSWORD_FILE" in script and "--requirepass" in script
+    assert '--include "$etc/redis.conf" --include "$etc/master.conf"' in script
+    mounts = {m["mountPath"] for m in redis["volumeMounts"]}
+    assert {"/data", "/opt/bitnami/redis/mounted-etc", "/opt/bitnami/redis/secrets/",
+            "/opt/bitnami/redis/etc/", "/health", "/opt/bitnami/scripts/start-scripts"} <= mounts
+    assert len(sts["spec"]["template"]["spec"]["containers"]) == 1
+
+
+def test_role_values(render):
+    objs = render(ROLE_VALUES)
+    assert secret_password(objs) == "p" * 32
+    conf = objs[("ConfigMap", "raibid-redis-configuration")]["data"]
+    for line in ("appendonly yes", "appendfsync everysec", 'save ""', "maxmemory-policy noeviction"):
+        assert line in conf["redis.conf"].splitlines()
+    master_conf = conf["master.conf"].splitlines()
+    assert "dir /data" in master_conf
+    assert 'rename-command FLUSHDB ""' in master_conf and 'rename-command FLUSHALL ""' in master_conf
+    sts = objs[("StatefulSet", "raibid-redis-master")]
+    redis = container(sts, "redis")
+    assert redis["resources"] == ROLE_VALUES["master"]["resources"]
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "local-path"
+    metrics = container(sts, "metrics")
+    assert metrics["image"] == "localhost/raibid/redis-exporter:1.74.0-testbed"
+    assert "redis_exporter --check-streams=raibid:jobs" in metrics["command"][-1]
+    assert metrics["ports"] == [{"name": "metrics", "containerPort": 9121}]
+    env = {e["name"]: e.get("value") for e in metrics["env"]}
+    assert env["REDIS_PASSWORD_FILE"] == "/secrets/redis-password"
+    assert env["REDIS_EXPORTER_WEB_LISTEN_ADDRESS"] == ":9121"
+    assert ("Service", "raibid-redis-metrics") in objs
+    assert ("ServiceMonitor", "raibid-redis") not in objs
+
+
+def test_disable_commands_empty(render):
+    objs = render({"master": {"disableCommands": []}})
+    assert "rename-command" not in objs[("ConfigMap", "raibid-redis-configuration")]["data"]["master.conf"]
+
+
+def test_image_overrides(render):
+    objs = render({"image": {"registry": "docker.io", "repository": "bitnamilegacy/redis", "tag": "8.2.1",
+                             "pullPolicy": "Always"},
+                   "metrics": {"enabled": True, "image": {"registry": "reg.example", "repository": "m/e",
+                                                          "tag": "1"}}})
+    sts = objs[("StatefulSet", "raibid-redis-master")]
+    assert container(sts, "redis")["image"] == "docker.io/bitnamilegacy/redis:8.2.1"
+    assert container(sts, "redis")["imagePullPolicy"] == "Always"
+    assert container(sts, "metrics")["image"] == "reg.example/m/e:1"
+
+
+def test_checksums_follow_password_and_config(render):
+    def ann(values):
+        return render(values)[("StatefulSet", "raibid-redis-master")]["spec"]["template"]["metadata"]["annotations"]
+    a = ann({"auth": {"password": "one"}})
+    assert ann({"auth": {"password": "one"}}) == a
+    b = ann({"auth": {"password": "two"}})
+    assert b["checksum/secret"] != a["checksum/secret"]
+    assert b["checksum/configmap"] == a["checksum/configmap"]
+    c = ann({"auth": {"password": "one"}, "commonConfiguration": "appendonly no"})
+    assert c["checksum/configmap"] != a["checksum/configmap"]
+    assert c["checksum/secret"] == a["checksum/secret"]
+
+
+def test_existing_secret(render):
+    objs = render({"auth": {"existingSecret": "mine", "existingSecretPasswordKey": "pw"},
+                   "metrics": {"enabled": True}})
+    assert not [k for k in objs if k[0] == "Secret"]
+    vols = objs[("StatefulSet", "raibid-redis-master")]["spec"]["template"]["spec"]["volumes"]
+    pw = next(v for v in vols if v["name"] == "redis-password")
+    assert pw["secret"]["secretName"] == "mine"
+    assert pw["secret"]["items"] == [{"key": "pw", "path": "redis-password"}]
+
+
+def test_password_in_env_when_not_files(render):
+    objs = render({"auth": {"usePasswordFiles": False}})
+    redis = container(objs[("StatefulSet", "raibid-redis-master")], "redis")
+    env = {e["name"]: e for e in redis["env"]}
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": RELEASE, "key": "redis-password"}
+    assert "REDIS_PASSWORD_FILE" not in env
+
+
+def test_auth_disabled(render):
+    objs = render({"auth": {"enabled": False}})
+    assert ("Secret", RELEASE) not in objs
+    assert "--protected-mode no" in objs[("ConfigMap", "raibid-redis-scripts")]["data"]["start-master.sh"]
+
+
+def test_persistence_off_and_retention(render):
+    objs = render({"master": {"persistence": {"enabled": False}}})
+    sts = objs[("StatefulSet", "raibid-redis-master")]
+    assert "volumeClaimTemplates" not in sts["spec"]
+    data = next(v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "redis-data")
+    assert data == {"name": "redis-data", "emptyDir": {}}
+    objs = render({"master": {"persistentVolumeClaimRetentionPolicy": {
+        "enabled": True, "whenDeleted": "Delete", "whenScaled": "Retain"}}})
+    assert objs[("StatefulSet", "raibid-redis-master")]["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Delete", "whenScaled": "Retain"}
+
+
+def test_replication(render):
+    objs = render({"architecture": "replication", "replica": {"replicaCount": 2}})
+    reps = objs[("StatefulSet", "raibid-redis-replicas")]
+    assert reps["spec"]["replicas"] == 2
+    assert reps["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "replica"
+    env = {e["name"]: e.get("value") for e in container(reps, "redis")["env"]}
+    assert env["REDIS_MASTER_HOST"] == "raibid-redis-master-0.raibid-redis-headless.raibid-redis.svc.cluster.local"
+    assert ("Service", "raibid-redis-replicas") in objs
+    assert "start-replica.sh" in objs[("ConfigMap", "raibid-redis-scripts")]["data"]
+    assert objs[("StatefulSet", "raibid-redis-master")]["spec"]["replicas"] == 1
+
+
+def test_network_policy(render):
+    objs = render({"networkPolicy": {"enabled": True}, "metrics": {"enabled": True}})
+    pol = objs[("NetworkPolicy", RELEASE)]["spec"]
+    assert {p["port"] for p in pol["ingress"][0]["ports"]} == {6379, 9121}
+
+
+def test_service_monitor(render, render_error):
+    err = render_error({"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}})
+    assert "ServiceMonitor CRD" in err
+    objs = render({"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}},
+                  "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor")
+    assert ("ServiceMonitor", RELEASE) in objs
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"tls": {"enabled": True}}, "tls.enabled=true is not supported"),
+    ({"architecture": "replication", "sentinel": {"enabled": True}}, "sentinel.enabled=true is not supported"),
+    ({"architecture": "cluster"}, "architecture must be"),
+])
+def test_unsupported_values_fail_clearly(render_error, values, message):
+    assert message in render_error(values)
+
+
+def test_chart_defaults_match_images_env():
+    env = {}
+    for line in (REPO / "testbed" / "images" / "images.env").read_text().splitlines():
+        m = re.match(r'^(RAIBID_\w+_IMAGE)="?([^"]+)"?$', line.strip())
+        if m:
+            env[m.group(1)] = m.group(2)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    img, mimg = values["image"], values["metrics"]["image"]
+    assert f"{img['registry']}/{img['repository']}:{img['tag']}" == env["RAIBID_REDIS_IMAGE"]
+    assert f"{mimg['registry']}/{mimg['repository']}:{mimg['tag']}" == env["RAIBID_EXPORTER_IMAGE"]
+
+
+# ------------------------------------------------------------------ on a cluster
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PortForward:
+    """`kubectl port-forward` to 127.0.0.1:<free port>; stopped by PID on exit."""
+
+    def __init__(self, kubectl, namespace, target, remote):
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            kubectl.argv("port-forward", "-n", namespace, "--address", "127.0.0.1", target,
+                         f"{self.port}:{remote}"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def __enter__(self):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"port-forward exited: {self.proc.stderr.read()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError("port-forward did not open in 30s")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def resp_commands(port, *commands):
+    """Send Redis commands (RESP) and return the raw first line of each reply."""
+    replies = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        f = s.makefile("rb")
+        for cmd in commands:
+            payload = f"*{len(cmd)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in cmd)
+            s.sendall(payload.encode())
+            replies.append(f.readline().decode().rstrip("\r\n"))
+    return replies
+
+
+def http_get(port, path="/metrics"):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        chunks = []
+        while data := s.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_install_ready_auth_ping_upgrade_uninstall(helm, kubeconfig, kubectl, namespace, tmp_path):
+    kc = ["--kubeconfig", kubeconfig]
+    values = {"metrics": {"enabled": True}, "master": {"persistence": {"size": "1Gi"}}}
+    run_helm(helm, "install", RELEASE, str(CHART), "-n", namespace, *kc, "--wait", "--timeout", "300s",
+             values=values, tmp_path=tmp_path, timeout=360)
+
+    pod = kubectl.json("get", "pod", "raibid-redis-master-0", "-n", namespace)
+    statuses = pod["status"]["containerStatuses"]
+    assert len(statuses) == 2 and all(c["ready"] for c in statuses), statuses
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "master"
+    pvc = kubectl.json("get", "pvc", "redis-data-raibid-redis-master-0", "-n", namespace)
+    assert pvc["status"]["phase"] == "Bound"
+    secret = kubectl.json("get", "secret", RELEASE, "-n", namespace)
+    password = base64.b64decode(secret["data"]["redis-password"]).decode()
+
+    # The generated password is not written into the release's values (what helm_info returns).
+    for extra in ([], ["--all"]):
+        shown = run_helm(helm, "get", "values", RELEASE, "-n", namespace, *kc, *extra, "-o", "json").stdout
+        assert password not in shown and "_rendered" not in shown
+
+    with PortForward(kubectl, namespace, "pod/raibid-redis-master-0", 6379) as pf:
+        assert resp_commands(pf.port, ["PING"])[0].startswith("-NOAUTH")
+        assert resp_commands(pf.port, ["AUTH", password], ["PING"]) == ["+OK", "+PONG"]
+        assert resp_commands(pf.port, ["AUTH", password], ["FLUSHALL"])[1].startswith("-ERR unknown command")
+    with PortForward(kubectl, namespace, "svc/raibid-redis-metrics", 9121) as pf:
+        assert re.search(r"^redis_up 1$", http_get(pf.port), re.M)
+
+    # A re-run without a password keeps the Secret's password (lookup) and does not restart the pod.
+    uid = pod["metadata"]["uid"]
+    run_helm(helm, "upgrade", RELEASE, str(CHART), "-n", namespace, *kc, "--wait", "--timeout", "300s",
+             values=values, tmp_path=tmp_path, timeout=360)
+    again = kubectl.json("get", "secret", RELEASE, "-n", namespace)
+    assert again["data"]["redis-password"] == secret["data"]["redis-password"]
+    assert kubectl.json("get", "pod", "raibid-redis-master-0", "-n", namespace)["metadata"]["uid"] == uid
+
+    # An explicit new auth.password rotates it: new Secret, restarted pod, new password works.
+    rotated = dict(values, auth={"password": "rotated-" + uuid.uuid4().hex})
+    run_helm(helm, "upgrade", RELEASE, str(CHART), "-n", namespace, *kc, "--wait", "--timeout", "300s",
+             values=rotated, tmp_path=tmp_path, timeout=360)
+    secret = kubectl.json("get", "secret", RELEASE, "-n", namespace)
+    assert base64.b64decode(secret["data"]["redis-password"]).decode() == rotated["auth"]["password"]
+    kubectl("rollout", "status", "statefulset/raibid-redis-master", "-n", namespace, "--timeout=180s")
+    kubectl("wait", "--for=condition=Ready", "pod/raibid-redis-master-0", "-n", namespace, "--timeout=180s")
+    assert kubectl.json("get", "pod", "raibid-redis-master-0", "-n", namespace)["metadata"]["uid"] != uid
+    with PortForward(kubectl, namespace, "pod/raibid-redis-master-0", 6379) as pf:
+        assert resp_commands(pf.port, ["AUTH", rotated["auth"]["password"]], ["PING"]) == ["+OK", "+PONG"]
+
+    run_helm(helm, "uninstall", RELEASE, "-n", namespace, *kc, "--wait", "--timeout", "120s", timeout=180)
+    # The pod goes with its StatefulSet, in the background: wait for it too.
+    kubectl("wait", "--for=delete", "pod/raibid-redis-master-0", "-n", namespace, "--timeout=120s",
+            check=False)
+    left = kubectl("get", "statefulset,service,configmap,secret,pod", "-n", namespace,
+                   "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name")
+    assert left.strip() == "", left
+    # Like bitnami/redis, the StatefulSet's PVC survives uninstall; the namespace fixture removes it.
+
+
+def test_replication_replica_syncs(helm, kubeconfig, kubectl, namespace, tmp_path):
+    kc = ["--kubeconfig", kubeconfig]
+    values = {"architecture": "replication", "replica": {"replicaCount": 1, "persistence": {"size": "1Gi"}},
+              "master": {"persistence": {"size": "1Gi"}}}
+    run_helm(helm, "install", RELEASE, str(CHART), "-n", namespace, *kc, "--wait", "--timeout", "300s",
+             values=values, tmp_path=tmp_path, timeout=360)
+    info = ""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        info = kubectl("exec", "-n", namespace, "raibid-redis-replicas-0", "-c", "redis", "--", "bash", "-c",
+                       'REDISCLI_AUTH="$(< "$REDIS_PASSWORD_FILE")" redis-cli info replication', check=False)
+        if "master_link_status:up" in info:
+            break
+        time.sleep(2)
+    assert "role:slave" in info and "master_link_status:up" in info, info
+    run_helm(helm, "uninstall", RELEASE, "-n", namespace, *kc, "--wait", "--timeout", "120s", timeout=180)
