@@ -12,7 +12,7 @@ APT_PACKAGES := redis-server redis-tools shellcheck
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: deps test units functional sanity lint build clean
+.PHONY: deps test units functional sanity lint build kube testbed-up testbed-down molecule clean
 
 deps: $(VENV)/.deps-done
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -26,7 +26,7 @@ $(VENV)/.deps-done: requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-test: deps units functional sanity lint build
+test: deps units functional sanity lint build kube
 
 units: deps
 	$(BIN)/python -m pytest tests/unit
@@ -58,6 +58,34 @@ build: deps
 	for module in redis_queue redis_queue_info redis_job; do \
 	  $(BIN)/ansible-doc --json raibid.queue.$$module | grep -q '"examples"' || { echo "no docs for $$module"; exit 1; }; \
 	done; echo "Built, installed and documented: $$(ls $(VENV)/build/*.tar.gz)"
+
+# Every test that needs Kubernetes: on RAIBID_TEST_KUBECONFIG's cluster if set, else on the local testbed,
+# which is started here and stopped afterwards whatever happens.
+kube: deps
+	@if [ -z "$${RAIBID_TEST_KUBECONFIG:-}" ]; then \
+	  trap 'bash testbed/testbed.sh down' EXIT; \
+	  RAIBID_TEST_KUBECONFIG=$$(bash testbed/testbed.sh up | tee /dev/stderr | tail -n 1); \
+	  export RAIBID_TEST_KUBECONFIG; \
+	fi; \
+	$(BIN)/python -m pytest tests/testbed && $(MAKE) --no-print-directory molecule
+
+testbed-up:
+	@bash testbed/testbed.sh up
+
+testbed-down:
+	@bash testbed/testbed.sh down
+
+# The role's scenarios; their output is searched for the password the default scenario generated.
+MOLECULE_SCENARIOS ?= default setup_playbook rollback teardown bad_input replication
+MOLECULE_LOG := $(VENV)/molecule.log
+molecule: deps
+	@: > $(MOLECULE_LOG)
+	@export RAIBID_PASSWORD_CANARY=$(VENV)/password-canary; \
+	for scenario in $(MOLECULE_SCENARIOS); do \
+	  echo "=== molecule scenario $$scenario"; \
+	  $(BIN)/molecule test -s $$scenario 2>&1 | tee -a $(MOLECULE_LOG) || exit 1; \
+	done; \
+	$(BIN)/python tests/utils/check_no_leak.py $$RAIBID_PASSWORD_CANARY $(MOLECULE_LOG)
 
 clean:
 	rm -rf $(VENV) tests/output

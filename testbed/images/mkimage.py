@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write a single-layer container image as a docker-archive tarball (no Docker engine needed).
 
 `ctr images import` and `podman load` accept the result. The layer is made from a staging

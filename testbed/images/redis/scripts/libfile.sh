@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Minimal file helpers used by the bitnami/redis chart's sentinel script. Raibid testbed.
 
 # replace_in_file FILE MATCH_REGEX SUBSTITUTE [POSIX_REGEX=true]

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Minimal logging helpers with the function names the bitnami/redis chart's scripts call
 # (info, warn, error, debug). Written for the raibid testbed; messages go to stderr.
 

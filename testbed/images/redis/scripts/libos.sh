@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Minimal OS helpers used by the bitnami/redis chart's scripts. Raibid testbed.
 # shellcheck source=SCRIPTDIR/liblog.sh
 . /opt/bitnami/scripts/liblog.sh

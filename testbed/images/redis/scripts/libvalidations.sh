@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Minimal validation helpers used by the bitnami/redis chart's sentinel scripts. Raibid testbed.
 
 # is_boolean_yes VALUE: true for yes/true/1 (any case).

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Default command of the raibid testbed Redis image (the bitnami/redis chart overrides it with its
 # own start script). Starts redis-server in the foreground with the image's conventions:
 # data in /data, config under /opt/bitnami/redis/etc, password from REDIS_PASSWORD or
