@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Tiny dynamic provisioner for the testbed's `local-path` StorageClass.
 
 Every few seconds: for each pending PVC of a StorageClass whose provisioner is
@@ -22,7 +21,7 @@ PROVISIONER = "raibid.local/local-path"
 def kubectl(args, kubeconfig, kubectl_bin, stdin=None):
     res = subprocess.run(
         [kubectl_bin, "--kubeconfig", kubeconfig, *args],
-        input=stdin, capture_output=True, text=True, timeout=60,
+        input=stdin, capture_output=True, text=True, timeout=60, check=False,
     )
     if res.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)}: {res.stderr.strip()}")

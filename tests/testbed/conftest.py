@@ -53,7 +53,7 @@ class Kubectl:
 
     def __call__(self, *args, input=None, check=True, timeout=300):
         res = subprocess.run(self.argv(*args), input=input, capture_output=True,
-                             text=True, timeout=timeout)
+                             text=True, timeout=timeout, check=False)
         if check and res.returncode != 0:
             pytest.fail(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}")
         return res.stdout
@@ -92,7 +92,7 @@ def images():
         for line in env_file.read_text().splitlines():
             line = line.strip()
             if line and not line.startswith("#") and "=" in line:
-                key, _, value = line.partition("=")
+                key, dummy, value = line.partition("=")
                 refs[key] = value.strip().strip('"')
     for key in ("RAIBID_PAUSE_IMAGE", "RAIBID_REDIS_IMAGE", "RAIBID_EXPORTER_IMAGE"):
         if os.environ.get(key):

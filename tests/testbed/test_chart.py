@@ -39,7 +39,7 @@ ROLE_VALUES = {
 @pytest.fixture(scope="session")
 def helm():
     res = subprocess.run(["bash", str(REPO / "testbed" / "tools" / "helm.sh")],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, check=False)
     assert res.returncode == 0, res.stderr
     path = res.stdout.strip().splitlines()[-1]
     assert Path(path).is_absolute() and Path(path).is_file()
@@ -52,7 +52,7 @@ def run_helm(helm, *args, values=None, tmp_path=None, check=True, timeout=120):
         vfile = tmp_path / f"values-{uuid.uuid4().hex[:6]}.yaml"
         vfile.write_text(yaml.safe_dump(values))
         argv += ["-f", str(vfile)]
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     if check:
         assert res.returncode == 0, f"helm {' '.join(args)}:\n{res.stderr}"
     return res

@@ -39,7 +39,7 @@ def redis_pod(name, image, labels=None, extra_spec=None, command=None):
 def wait_ready(kubectl, namespace, target, timeout=READY_TIMEOUT):
     res = subprocess.run(kubectl.argv("wait", "-n", namespace, "--for=condition=Ready", target,
                                       f"--timeout={timeout}"),
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     if res.returncode != 0:
         details = kubectl("describe", "-n", namespace, target, check=False)
         events = kubectl("get", "events", "-n", namespace, check=False)
@@ -179,7 +179,7 @@ def test_namespace_deletion_completes(kubectl, images):
         kubectl("create", "service", "clusterip", "svc", "--tcp=6379:6379", "-n", name)
         wait_ready(kubectl, name, "pod/redis")
         kubectl("delete", "namespace", name, "--wait=true", "--timeout=180s")
-        res = subprocess.run(kubectl.argv("get", "namespace", name), capture_output=True, text=True)
+        res = subprocess.run(kubectl.argv("get", "namespace", name), capture_output=True, text=True, check=False)
         assert res.returncode != 0 and "NotFound" in res.stderr, res.stdout + res.stderr
     finally:
         kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)

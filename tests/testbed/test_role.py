@@ -1,0 +1,107 @@
+# Copyright (c) 2026, raibid.queue contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The role in a site playbook: check mode on an empty and on a deployed cluster, and 1 host versus 50."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def changed_count(output):
+    return sum(int(n) for n in re.findall(r'changed=(\d+)', output))
+
+
+@pytest.fixture
+def site(tmp_path, kubeconfig, kubectl):
+    """A site playbook over `hosts: all` that includes the role, with its own namespace and credentials file."""
+    name = 'rtest-role-%s' % uuid.uuid4().hex[:6]
+    credentials = tmp_path / 'creds.json'
+    common = {
+        'raibid_testbed_dir': str(REPO / 'testbed'),
+        'raibid_redis_namespace': name,
+        'raibid_redis_release': name,
+        'raibid_redis_credentials_path': str(credentials),
+    }
+    play = {
+        'name': 'A site playbook that also sets up the queue',
+        'hosts': 'all',
+        'gather_facts': False,
+        'vars': common,
+        'tasks': [
+            {'name': 'Use the test cluster, and the stand-in chart where the registry is unreachable',
+             'ansible.builtin.include_tasks': {'file': str(REPO / 'playbooks/tasks/local-testbed.yml'),
+                                               'apply': {'run_once': True, 'delegate_to': 'localhost'}},
+             'run_once': True},
+            {'name': 'Deploy the queue', 'ansible.builtin.include_role': {'name': 'raibid.queue.redis'}},
+        ],
+    }
+    teardown = dict(play, name='Teardown', tasks=[
+        play['tasks'][0],
+        {'name': 'Purge', 'ansible.builtin.include_role': {'name': 'raibid.queue.redis', 'tasks_from': 'teardown'},
+         'vars': {'raibid_redis_purge': True}},
+    ])
+    (tmp_path / 'site.yml').write_text(yaml.safe_dump([play]))
+    (tmp_path / 'teardown.yml').write_text(yaml.safe_dump([teardown]))
+    for hosts in (1, 50):
+        lines = ['h%02d ansible_connection=local ansible_python_interpreter=%s' % (i, sys.executable)
+                 for i in range(1, hosts + 1)]
+        (tmp_path / ('hosts%d' % hosts)).write_text('\n'.join(lines) + '\n')
+
+    env = dict(os.environ, RAIBID_TEST_KUBECONFIG=kubeconfig, ANSIBLE_NOCOLOR='1')
+    env.pop('KUBECONFIG', None)
+
+    def run(playbook, inventory, *extra):
+        began = time.monotonic()
+        proc = subprocess.run(['ansible-playbook', '-i', str(tmp_path / inventory), str(tmp_path / playbook), *extra],
+                              env=env, capture_output=True, text=True, timeout=900, check=False)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        return proc.stdout, time.monotonic() - began
+
+    run.namespace = name
+    run.credentials = credentials
+    yield run
+    run('teardown.yml', 'hosts1')
+
+
+def test_check_mode_then_deploy_once_for_any_number_of_hosts(site, kubectl):
+    output, dummy = site('site.yml', 'hosts1', '--check')
+    assert changed_count(output) >= 1, output
+    assert 'Install or upgrade the Helm release' in output
+    # Check mode created nothing.
+    assert kubectl('get', 'namespace', site.namespace, check=False) == ''
+    assert not site.credentials.exists()
+
+    output, first = site('site.yml', 'hosts1')
+    assert changed_count(output) >= 1
+    assert site.credentials.exists()
+    pod = kubectl.json('-n', site.namespace, 'get', 'pod', site.namespace + '-master-0')
+    assert all(c['ready'] for c in pod['status']['containerStatuses'])
+
+    output, again = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output
+
+    output, dummy = site('site.yml', 'hosts1', '--check')
+    assert changed_count(output) == 0, output
+
+    output, many = site('site.yml', 'hosts50')
+    assert changed_count(output) == 0, output
+    # The role ran once, for the first host, however many hosts the play has.
+    assert len(re.findall(r'TASK \[raibid.queue.redis : Install or upgrade the Helm release\]', output)) == 1
+    assert output.count('ok: [h01 -> localhost]') > 5
+    assert 'h37 -> localhost' not in output
+    assert many < again * 1.5 + 15, (first, again, many)
+    # Same pod: nothing was restarted by the re-runs.
+    assert kubectl.json('-n', site.namespace, 'get', 'pod', site.namespace + '-master-0')['metadata']['uid'] == \
+        pod['metadata']['uid']
