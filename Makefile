@@ -80,12 +80,14 @@ MOLECULE_SCENARIOS ?= default setup_playbook rollback teardown bad_input replica
 MOLECULE_LOG := $(VENV)/molecule.log
 molecule: deps
 	@: > $(MOLECULE_LOG)
-	@export RAIBID_PASSWORD_CANARY=$(VENV)/password-canary; \
+	@export RAIBID_PASSWORD_CANARY=$(VENV)/password-canary; passed=0; \
 	for scenario in $(MOLECULE_SCENARIOS); do \
 	  echo "=== molecule scenario $$scenario"; \
-	  $(BIN)/molecule test -s $$scenario 2>&1 | tee -a $(MOLECULE_LOG) || exit 1; \
+	  $(BIN)/molecule test -s $$scenario 2>&1 | tee -a $(MOLECULE_LOG) || { echo "molecule: $$passed passed, 1 failed"; exit 1; }; \
+	  passed=$$((passed + 1)); \
 	done; \
-	$(BIN)/python tests/utils/check_no_leak.py $$RAIBID_PASSWORD_CANARY $(MOLECULE_LOG)
+	$(BIN)/python tests/utils/check_no_leak.py $$RAIBID_PASSWORD_CANARY $(MOLECULE_LOG); \
+	echo "molecule: $$passed passed, 0 failed"
 
 clean:
 	rm -rf $(VENV) tests/output

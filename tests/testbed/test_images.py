@@ -155,6 +155,17 @@ def wait_port(port, timeout=20):
     raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def scrape_metrics(port):
+    """The exporter's /metrics page, once it listens on 127.0.0.1:port."""
+    wait_port(port)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        body = b""
+        while chunk := s.recv(65536):
+            body += chunk
+    return body.decode(errors="replace")
+
+
 def test_import_yields_exact_refs(imported, containerd):
     refs = set(containerd.ctr("images", "ls", "-q").stdout.split())
     for key in ("RAIBID_PAUSE_IMAGE", "RAIBID_REDIS_IMAGE", "RAIBID_EXPORTER_IMAGE"):
@@ -258,13 +269,7 @@ def test_exporter_scrapes_redis(redis, imported, containerd):
         env=[f"REDIS_ADDR=redis://localhost:{redis['port']}", "REDIS_USER=default",
              "REDIS_PASSWORD_FILE=/secrets/redis-password", f"REDIS_EXPORTER_WEB_LISTEN_ADDRESS=127.0.0.1:{port}"],
         mounts=[(secrets, "/secrets", "ro")])
-    wait_port(port)
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        body = b""
-        while chunk := s.recv(65536):
-            body += chunk
-    text = body.decode(errors="replace")
+    text = scrape_metrics(port)
     assert re.search(r"^redis_up 1$", text, re.M), text[:2000]
     assert 'redis_exporter_build_info{' in text
 
@@ -344,10 +349,4 @@ def test_stand_in_chart_runs_on_images(imported, containerd):
                    f"--mount=type=bind,src={dirs['tmp']},dst=/tmp,options=rbind:rw",
                    imported["RAIBID_EXPORTER_IMAGE"], "chart-exporter", *exporter_cmd)
     containerd.containers.append("chart-exporter")
-    wait_port(mport)
-    with socket.create_connection(("127.0.0.1", mport), timeout=10) as s:
-        s.sendall(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        body = b""
-        while chunk := s.recv(65536):
-            body += chunk
-    assert re.search(rb"^redis_up 1$", body, re.M)
+    assert re.search(r"^redis_up 1$", scrape_metrics(mport), re.M)

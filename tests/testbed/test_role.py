@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import subprocess
@@ -105,3 +107,35 @@ def test_check_mode_then_deploy_once_for_any_number_of_hosts(site, kubectl):
     # Same pod: nothing was restarted by the re-runs.
     assert kubectl.json('-n', site.namespace, 'get', 'pod', site.namespace + '-master-0')['metadata']['uid'] == \
         pod['metadata']['uid']
+
+
+def secret_password(kubectl, namespace):
+    data = kubectl.json('-n', namespace, 'get', 'secret', namespace)['data']['redis-password']
+    return base64.b64decode(data).decode()
+
+
+def test_password_is_kept_and_rotates_only_on_request(site, kubectl, tmp_path):
+    site('site.yml', 'hosts1')
+    password = json.loads(site.credentials.read_text())['password']
+    assert re.fullmatch(r'[A-Za-z0-9]{32}', password)
+    assert secret_password(kubectl, site.namespace) == password
+
+    # Rotation: an explicit password wins, passed in a file so it never shows in the process list.
+    rotated = 'Rotated' + uuid.uuid4().hex
+    extra = tmp_path / 'rotate.yml'
+    extra.write_text(yaml.safe_dump({'raibid_redis_password': rotated}))
+    extra.chmod(0o600)
+    output, dummy = site('site.yml', 'hosts1', '-e', '@%s' % extra)
+    assert changed_count(output) >= 1
+    assert rotated not in output and password not in output
+    assert secret_password(kubectl, site.namespace) == rotated
+    assert json.loads(site.credentials.read_text())['password'] == rotated
+    # The pod restarted with the new password, and the queue created before is still there (AOF on the PVC).
+    groups = kubectl('-n', site.namespace, 'exec', site.namespace + '-master-0', '-c', 'redis', '--', 'bash', '-c',
+                     'REDISCLI_AUTH="$(< $REDIS_PASSWORD_FILE)" redis-cli -e XINFO GROUPS raibid:jobs')
+    assert 'raibid-workers' in groups.split()
+
+    # Without the explicit password, the next run keeps the rotated one.
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output
+    assert secret_password(kubectl, site.namespace) == rotated
