@@ -64,7 +64,7 @@ build: deps
 kube: deps
 	@if [ -z "$${RAIBID_TEST_KUBECONFIG:-}" ]; then \
 	  trap 'bash testbed/testbed.sh down' EXIT; \
-	  RAIBID_TEST_KUBECONFIG=$$(bash testbed/testbed.sh up | tee /dev/stderr | tail -n 1); \
+	  RAIBID_TEST_KUBECONFIG=$$(bash testbed/testbed.sh up | tee >(cat >&2) | tail -n 1); \
 	  export RAIBID_TEST_KUBECONFIG; \
 	fi; \
 	$(BIN)/python -m pytest tests/testbed && $(MAKE) --no-print-directory molecule
