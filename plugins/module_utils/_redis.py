@@ -45,6 +45,7 @@ def redis_connection_argument_spec():
         tls=dict(type='bool', default=False),
         validate_certs=dict(type='bool', default=True),
         ca_certs=dict(type='path'),
+        ca_data=dict(type='str'),
         client_cert_file=dict(type='path'),
         client_key_file=dict(type='path', no_log=False),
         connect_timeout=dict(type='float', default=5.0),
@@ -76,9 +77,11 @@ def validate_connection_params(module):
         if kube_only:
             module.fail_json(msg='%s only apply with kubernetes_pod.' % ', '.join(kube_only))
     if not params['tls']:
-        tls_only = [name for name in ('ca_certs', 'client_cert_file', 'client_key_file') if params[name]]
+        tls_only = [name for name in ('ca_certs', 'ca_data', 'client_cert_file', 'client_key_file') if params[name]]
         if tls_only:
             module.fail_json(msg='%s only apply with tls=true.' % ', '.join(tls_only))
+    if params['ca_certs'] and params['ca_data']:
+        module.fail_json(msg='ca_certs and ca_data are mutually exclusive.')
 
 
 def client_kwargs(params):
@@ -101,6 +104,7 @@ def client_kwargs(params):
             ssl_cert_reqs='required' if params['validate_certs'] else 'none',
             ssl_check_hostname=params['validate_certs'],
             ssl_ca_certs=params['ca_certs'],
+            ssl_ca_data=params['ca_data'],
             ssl_certfile=params['client_cert_file'],
             ssl_keyfile=params['client_key_file'],
         )
@@ -143,7 +147,9 @@ def connect(module, sleep=time.sleep, clock=time.monotonic):
     forward = None
     if params['kubernetes_pod']:
         forward = start_port_forward(module)
-        kwargs.update(host='127.0.0.1', port=forward.local_port)
+        # The listener is on 127.0.0.1; with TLS connect by name, since certificates made for a cluster name
+        # localhost (bitnami/redis does) rather than the IP address.
+        kwargs.update(host='localhost' if params['tls'] else '127.0.0.1', port=forward.local_port)
     deadline = clock() + params['wait_timeout']
     attempts = 0
     while True:

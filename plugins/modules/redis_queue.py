@@ -79,7 +79,8 @@ options:
   credentials_path:
     description:
       - Where to write the credentials file, as JSON with the keys C(host), C(port), C(password),
-        C(namespace), C(stream) and C(consumer_group), plus C(username) when O(login_user) is set.
+        C(namespace), C(stream) and C(consumer_group), plus C(username) when O(login_user) is set and
+        C(tls) (V(true)) when O(tls=true), since workers then need TLS too.
       - The file is replaced atomically with mode C(0600); missing directories are created with mode C(0700).
         The same content again is not a change.
       - When not set, no file is written (or removed).
@@ -343,6 +344,8 @@ def credentials_content(params):
     )
     if params['login_user']:
         content['username'] = params['login_user']
+    if params['tls']:
+        content['tls'] = True
     return content
 
 

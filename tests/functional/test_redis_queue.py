@@ -104,15 +104,21 @@ def test_acl_user(run, redis_server, tmp_path):
     assert 100 <= redis_server.client().xlen(STREAM) < 250
 
 
-@pytest.mark.parametrize('validate', [True, False])
-def test_tls(run, redis_server, validate):
+@pytest.mark.parametrize('ca', ['ca_certs', 'ca_data', 'no validation'])
+def test_tls(run, redis_server, tmp_path, ca):
+    creds = tmp_path / 'redis-credentials.json'
     args = dict(login_host='localhost', login_port=redis_server.tls_port, login_password=redis_server.password,
-                tls=True, validate_certs=validate, client_cert_file=redis_server.certs['client.crt'],
-                client_key_file=redis_server.certs['client.key'])
-    if validate:
+                tls=True, validate_certs=ca != 'no validation', client_cert_file=redis_server.certs['client.crt'],
+                client_key_file=redis_server.certs['client.key'], credentials_path=str(creds))
+    if ca == 'ca_certs':
         args['ca_certs'] = redis_server.certs['ca.crt']
+    elif ca == 'ca_data':
+        with open(redis_server.certs['ca.crt']) as f:
+            args['ca_data'] = f.read()
     assert run('redis_queue', args)['changed'] is True
     assert group_names(redis_server.client()) == [GROUP]
+    # Workers must use TLS too: the credentials file says so.
+    assert json.loads(creds.read_text())['tls'] is True
 
 
 def test_tls_with_unknown_ca_fails_when_validating(run, redis_server):
@@ -128,6 +134,10 @@ def test_tls_options_need_tls(run, redis_server):
     result = run('redis_queue', redis_server.login(ca_certs=redis_server.certs['ca.crt']))
     assert result.get('failed') is True
     assert 'only apply with tls=true' in result['msg']
+    result = run('redis_queue', redis_server.login(tls=True, ca_certs=redis_server.certs['ca.crt'], ca_data='x'))
+    assert result.get('failed') is True
+    assert 'mutually exclusive' in result['msg']
+    assert redis_server.client().exists(STREAM) == 0
 
 
 def test_key_of_another_type_is_an_error_and_left_untouched(run, redis_server):
