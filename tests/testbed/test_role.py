@@ -139,3 +139,91 @@ def test_password_is_kept_and_rotates_only_on_request(site, kubectl, tmp_path):
     output, dummy = site('site.yml', 'hosts1')
     assert changed_count(output) == 0, output
     assert secret_password(kubectl, site.namespace) == rotated
+
+
+# A ServiceMonitor CRD reduced to what the API server needs to store the objects (no Prometheus Operator).
+SERVICE_MONITOR_CRD = {
+    'apiVersion': 'apiextensions.k8s.io/v1',
+    'kind': 'CustomResourceDefinition',
+    'metadata': {'name': 'servicemonitors.monitoring.coreos.com'},
+    'spec': {
+        'group': 'monitoring.coreos.com',
+        'scope': 'Namespaced',
+        'names': {'kind': 'ServiceMonitor', 'plural': 'servicemonitors', 'singular': 'servicemonitor',
+                  'listKind': 'ServiceMonitorList'},
+        'versions': [{'name': 'v1', 'served': True, 'storage': True, 'schema': {'openAPIV3Schema': {
+            'type': 'object', 'x-kubernetes-preserve-unknown-fields': True}}}],
+    },
+}
+
+
+@pytest.fixture
+def service_monitor_crd(kubectl):
+    """Installs the ServiceMonitor CRD unless the cluster has it; removes it again only if it installed it."""
+    name = SERVICE_MONITOR_CRD['metadata']['name']
+    had = kubectl('get', 'crd', name, '--ignore-not-found', '-o', 'name').strip() != ''
+    if not had:
+        kubectl.apply(SERVICE_MONITOR_CRD)
+        kubectl('wait', '--for=condition=Established', 'crd/' + name, '--timeout=60s')
+    yield
+    if not had:
+        kubectl('delete', 'crd', name, '--wait=false')
+
+
+def redis_cli(kubectl, namespace, pod, command, tls=True, check=True):
+    """redis-cli in the Redis container, with the pod's own password file and, with tls, its CA."""
+    flags = '--tls --cacert "$REDIS_TLS_CA_FILE" ' if tls else ''
+    return kubectl('-n', namespace, 'exec', pod, '-c', 'redis', '--', 'bash', '-c',
+                   'REDISCLI_AUTH="$(< $REDIS_PASSWORD_FILE)" redis-cli -e %s%s' % (flags, command), check=check)
+
+
+def test_options_tls_service_monitor_pvc_retention_network_policy(site, kubectl, namespace, tmp_path,
+                                                                  service_monitor_crd):
+    options = tmp_path / 'options.yml'
+    options.write_text(yaml.safe_dump({
+        'raibid_redis_tls': True,
+        'raibid_redis_service_monitor': True,
+        'raibid_redis_pvc_retention_when_deleted': 'Delete',
+        'raibid_redis_pvc_retention_when_scaled': 'Delete',
+        'raibid_redis_consumer_secrets': [{'namespace': namespace}],
+    }))
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    output, converge = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert 'TLS (CA in Secret %s-crt)' % ns in output
+
+    # TLS: the server speaks only TLS, with the chart's CA; the queue is there and workers are told to use TLS.
+    creds = json.loads(site.credentials.read_text())
+    assert creds['tls'] is True and creds['host'] == '%s-master.%s.svc.cluster.local' % (ns, ns)
+    assert 'raibid-workers' in redis_cli(kubectl, ns, pod, 'XINFO GROUPS raibid:jobs').split()
+    plain = subprocess.run(kubectl.argv('-n', ns, 'exec', pod, '-c', 'redis', '--', 'redis-cli', '-e', 'PING'),
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert plain.returncode != 0 and 'PONG' not in plain.stdout
+    # The exporter reaches Redis over TLS too (scraped through the API server's pod proxy).
+    metrics = kubectl('get', '--raw', '/api/v1/namespaces/%s/pods/%s:9121/proxy/metrics' % (ns, pod))
+    assert re.search(r'^redis_up 1$', metrics, re.M), metrics[:2000]
+    ca = kubectl.json('-n', ns, 'get', 'secret', ns + '-crt')['data']['ca.crt']
+    consumer = kubectl.json('-n', namespace, 'get', 'secret', 'raibid-redis-auth')['data']
+    assert base64.b64decode(consumer['enableTLS']) == b'true' and consumer['ca'] == ca
+    assert base64.b64decode(consumer['password']).decode() == creds['password']
+
+    # ServiceMonitor, PVC retention and NetworkPolicy, as the API server has them.
+    monitor = kubectl.json('-n', ns, 'get', 'servicemonitor', ns)
+    assert [e['port'] for e in monitor['spec']['endpoints']] == ['http-metrics']
+    service = kubectl.json('-n', ns, 'get', 'service', ns + '-metrics')
+    assert monitor['spec']['selector']['matchLabels'].items() <= service['metadata']['labels'].items()
+    statefulset = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')
+    assert statefulset['spec']['persistentVolumeClaimRetentionPolicy'] == {'whenDeleted': 'Delete',
+                                                                          'whenScaled': 'Delete'}
+    policy = kubectl.json('-n', ns, 'get', 'networkpolicy', ns)['spec']
+    assert policy['podSelector']['matchLabels']['app.kubernetes.io/instance'] == ns
+    assert {p['port'] for p in policy['ingress'][0]['ports']} == {6379, 9121}
+
+    output, again = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert changed_count(output) == 0, output
+    print('options converge %.0f s, re-run %.0f s' % (converge, again))
+
+    # whenDeleted=Delete: uninstalling (without purge) takes the PVC too, which by default would stay.
+    site('teardown.yml', 'hosts1', '-e', 'raibid_redis_purge=false')
+    pvc = 'redis-data-%s' % pod
+    kubectl('-n', ns, 'wait', '--for=delete', 'pvc/' + pvc, '--timeout=120s', check=False)
+    assert kubectl('-n', ns, 'get', 'pvc', pvc, '--ignore-not-found', '-o', 'name').strip() == ''
