@@ -100,6 +100,11 @@ options:
       - Kubernetes namespace written to the credentials file.
     type: str
     default: raibid-redis
+  credentials_extra:
+    description:
+      - More keys for the credentials file, for example how Sentinel-aware clients find the master.
+      - They cannot replace the keys the module writes itself.
+    type: dict
 notes:
   - The consumer group is created with C(MKSTREAM), so the stream appears empty at first.
   - The credentials file holds the password; the module never returns nor logs it, and the diff masks it.
@@ -448,6 +453,7 @@ def run_module():
         credentials_host=dict(type='str'),
         credentials_port=dict(type='int'),
         credentials_namespace=dict(type='str', default='raibid-redis'),
+        credentials_extra=dict(type='dict'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -462,7 +468,12 @@ def run_module():
 
     credentials = None
     if params['credentials_path']:
-        credentials = CredentialsFile(module, params['credentials_path'], credentials_content(params))
+        content, extra = credentials_content(params), params['credentials_extra'] or {}
+        clash = sorted(set(content) & set(extra))
+        if clash:
+            module.fail_json(msg='credentials_extra cannot replace the keys %s.' % ', '.join(clash))
+        content.update(extra)
+        credentials = CredentialsFile(module, params['credentials_path'], content)
         if params['state'] == 'present':
             credentials.check_writable()
 

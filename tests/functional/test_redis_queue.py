@@ -249,6 +249,23 @@ def test_credentials_file(run, redis_server, tmp_path):
     assert json.loads(creds.read_text())['password'] == 'rotated-password'
 
 
+def test_credentials_extra_keys(run, redis_server, tmp_path):
+    creds = tmp_path / 'redis-credentials.json'
+    extra = {'sentinel_port': 26379, 'sentinel_master_set': 'mymaster'}
+    args = redis_server.login(credentials_path=str(creds), credentials_extra=extra)
+    assert run('redis_queue', args)['changed'] is True
+    content = json.loads(creds.read_text())
+    assert content['sentinel_port'] == 26379 and content['sentinel_master_set'] == 'mymaster'
+    assert content['password'] == redis_server.password
+    assert run('redis_queue', args)['changed'] is False
+
+    # The standard keys cannot be replaced, and nothing changes when that is asked.
+    clash = run('redis_queue', dict(args, credentials_extra={'password': 'x', 'host': 'y'}))
+    assert clash.get('failed') is True
+    assert clash['msg'] == 'credentials_extra cannot replace the keys host, password.'
+    assert json.loads(creds.read_text()) == content
+
+
 def test_unwritable_credentials_directory_fails_before_any_change(run, redis_server, tmp_path):
     readonly = tmp_path / 'readonly'
     readonly.mkdir()
