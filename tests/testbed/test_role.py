@@ -212,8 +212,8 @@ def test_options_tls_service_monitor_pvc_retention_network_policy(site, kubectl,
     service = kubectl.json('-n', ns, 'get', 'service', ns + '-metrics')
     assert monitor['spec']['selector']['matchLabels'].items() <= service['metadata']['labels'].items()
     statefulset = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')
-    assert statefulset['spec']['persistentVolumeClaimRetentionPolicy'] == {'whenDeleted': 'Delete',
-                                                                          'whenScaled': 'Delete'}
+    retention = statefulset['spec']['persistentVolumeClaimRetentionPolicy']
+    assert retention == {'whenDeleted': 'Delete', 'whenScaled': 'Delete'}
     policy = kubectl.json('-n', ns, 'get', 'networkpolicy', ns)['spec']
     assert policy['podSelector']['matchLabels']['app.kubernetes.io/instance'] == ns
     assert {p['port'] for p in policy['ingress'][0]['ports']} == {6379, 9121}
