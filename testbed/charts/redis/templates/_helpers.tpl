@@ -104,11 +104,19 @@ random 10-character alphanumeric one. Under `helm template` lookup returns nothi
 {{- if not (has .Values.architecture (list "standalone" "replication")) -}}
 {{- fail (printf "architecture must be 'standalone' or 'replication', got %q" .Values.architecture) -}}
 {{- end -}}
+{{- if .Values.sentinel.enabled -}}
+{{- if ne .Values.architecture "replication" -}}
+{{- fail "sentinel.enabled=true needs architecture=replication" -}}
+{{- end -}}
+{{- if .Values.tls.enabled -}}
+{{- fail "sentinel.enabled=true with tls.enabled=true is not implemented by the raibid testbed stand-in chart; use the real bitnami/redis chart for Sentinel over TLS" -}}
+{{- end -}}
+{{- if (.Values.sentinel.masterService).enabled -}}
+{{- fail "sentinel.masterService.enabled=true is not implemented by the raibid testbed stand-in chart; ask the sentinels for the master (SENTINEL get-master-addr-by-name)" -}}
+{{- end -}}
+{{- end -}}
 {{- if .Values.tls.enabled -}}
 {{- fail "tls.enabled=true is not supported by the raibid testbed stand-in chart; use the real bitnami/redis chart for TLS" -}}
-{{- end -}}
-{{- if and (eq .Values.architecture "replication") .Values.sentinel.enabled -}}
-{{- fail "sentinel.enabled=true is not supported by the raibid testbed stand-in chart; use the real bitnami/redis chart for Sentinel" -}}
 {{- end -}}
 {{- if and .Values.metrics.enabled .Values.metrics.serviceMonitor.enabled (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor")) -}}
 {{- fail "metrics.serviceMonitor.enabled=true needs the ServiceMonitor CRD (monitoring.coreos.com/v1), which this cluster does not have" -}}
