@@ -685,5 +685,30 @@ def test_sentinel_failover(helm, kubeconfig, kubectl, namespace, tmp_path):
     _poll("all sentinels agree on the new master", all_agree(pods, new_master), 60)
     print(f"failover and rejoin: {time.monotonic() - failover_started:.0f}s")
 
+    # A master that stops answering (no preStop hand-over this time) is voted down by the
+    # sentinels after downAfterMilliseconds and replaced; once it answers again it is a replica.
+    paused = new_master
+    assert cli(paused, "client", "pause", "20000", "all").strip() == "OK"
+    detected_started = time.monotonic()
+
+    def replaced():
+        seen = {p: sentinel_master(p) for p in pods if p != paused}
+        replaced.last = seen
+        masters = {tuple(v) for v in seen.values()}
+        if len(masters) == 1:
+            (m,) = masters
+            if len(m) == 2 and m[0] in pod_of and m[0] != fqdn[paused]:
+                return pod_of[m[0]]
+        return None
+    third = _poll("sentinels replace the unresponsive master", replaced, 60, interval=1)
+    print(f"detection and failover: {time.monotonic() - detected_started:.0f}s, new master {third}")
+    assert cli(third, "get", "raibid:test").strip() == "after"
+
+    def demoted():
+        info = _info(cli(paused, "info", "replication"))
+        demoted.last = info
+        return info.get("role") == "slave" and info.get("master_host") == fqdn[third]
+    _poll(f"{paused} replicates {third}", demoted, 60)
+
     run_helm(helm, "uninstall", RELEASE, "-n", namespace, *kc, "--wait", "--timeout", "120s", timeout=180)
     print(f"test_sentinel_failover: {time.monotonic() - started:.0f}s")
