@@ -95,6 +95,10 @@ def test_lint(helm, tmp_path):
     assert "0 chart(s) failed" in res.stdout
     res = run_helm(helm, "lint", str(CHART), values=ROLE_VALUES, tmp_path=tmp_path)
     assert "0 chart(s) failed" in res.stdout
+    sentinel = dict(ROLE_VALUES, architecture="replication", sentinel={"enabled": True}, auth=dict(
+        ROLE_VALUES["auth"], sentinel=True))
+    res = run_helm(helm, "lint", str(CHART), values=sentinel, tmp_path=tmp_path)
+    assert "0 chart(s) failed" in res.stdout
 
 
 def test_default_objects(render):

@@ -162,7 +162,8 @@ start-sentinel.sh: |
   {{- if include "redis.sentinel.auth" . }}
   echo "requirepass $(quote "$REDIS_PASSWORD")" >> "$conf"
   {{- end }}
-  exec redis-server "$conf" --sentinel
+  # redis-sentinel: on PATH in the testbed image (a link to redis-server) and in Bitnami's sentinel image.
+  exec redis-sentinel "$conf"
 prestop-redis.sh: |
   #!/bin/bash
   set -euo pipefail
