@@ -5,6 +5,7 @@ cluster: the `kubeconfig` fixture of conftest.py (the local testbed, or RAIBID_T
 """
 import base64
 import hashlib
+import json
 import re
 import socket
 import ssl
@@ -95,6 +96,10 @@ def test_lint(helm, tmp_path):
     res = run_helm(helm, "lint", str(CHART))
     assert "0 chart(s) failed" in res.stdout
     res = run_helm(helm, "lint", str(CHART), values=ROLE_VALUES, tmp_path=tmp_path)
+    assert "0 chart(s) failed" in res.stdout
+    sentinel = dict(ROLE_VALUES, architecture="replication", sentinel={"enabled": True}, auth=dict(
+        ROLE_VALUES["auth"], sentinel=True))
+    res = run_helm(helm, "lint", str(CHART), values=sentinel, tmp_path=tmp_path)
     assert "0 chart(s) failed" in res.stdout
 
 
@@ -332,9 +337,127 @@ def test_service_monitor(render, render_error):
     assert ("ServiceMonitor", RELEASE) in objs
 
 
+SENTINEL = {"architecture": "replication", "sentinel": {"enabled": True}}
+
+
+def test_sentinel_objects(render):
+    objs = render(SENTINEL)
+    assert set(objs) == {
+        ("Secret", "raibid-redis"),
+        ("ConfigMap", "raibid-redis-configuration"),
+        ("ConfigMap", "raibid-redis-health"),
+        ("ConfigMap", "raibid-redis-scripts"),
+        ("Service", "raibid-redis"),
+        ("Service", "raibid-redis-headless"),
+        ("StatefulSet", "raibid-redis-node"),
+        ("ServiceAccount", "raibid-redis"),
+        ("PodDisruptionBudget", "raibid-redis-node"),
+    }
+    node = {"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": RELEASE,
+            "app.kubernetes.io/component": "node"}
+    svc = objs[("Service", "raibid-redis")]["spec"]
+    assert svc["type"] == "ClusterIP" and svc["selector"] == node
+    assert svc["ports"] == [{"name": "tcp-redis", "port": 6379, "targetPort": "redis"},
+                            {"name": "tcp-sentinel", "port": 26379, "targetPort": "redis-sentinel"}]
+    headless = objs[("Service", "raibid-redis-headless")]["spec"]
+    assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
+    assert [p["name"] for p in headless["ports"]] == ["tcp-redis", "tcp-sentinel"]
+    assert objs[("PodDisruptionBudget", "raibid-redis-node")]["spec"]["selector"]["matchLabels"] == node
+
+
+def test_sentinel_statefulset_shape(render):
+    objs = render(dict(SENTINEL, metrics={"enabled": True}, auth={"password": "pw"}))
+    assert ("Service", "raibid-redis-metrics") in objs
+    sts = objs[("StatefulSet", "raibid-redis-node")]
+    assert sts["spec"]["replicas"] == 3
+    assert sts["spec"]["serviceName"] == "raibid-redis-headless"
+    assert sts["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "node"
+    assert sts["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "node"
+    ann = sts["spec"]["template"]["metadata"]["annotations"]
+    assert ann["checksum/secret"] == hashlib.sha256(b"pw").hexdigest()
+    assert [c["name"] for c in sts["spec"]["template"]["spec"]["containers"]] == ["redis", "sentinel", "metrics"]
+    (vct,) = sts["spec"]["volumeClaimTemplates"]
+    assert vct["metadata"]["name"] == "redis-data"
+    redis = container(sts, "redis")
+    assert redis["ports"] == [{"name": "redis", "containerPort": 6379}]
+    assert redis["args"] == ["-ec", "/opt/bitnami/scripts/start-scripts/start-node.sh"]
+    assert redis["lifecycle"]["preStop"]["exec"]["command"][-1].endswith("prestop-redis.sh")
+    assert redis["readinessProbe"]["exec"]["command"][-1].startswith("/health/ping_readiness_local.sh")
+    sentinel = container(sts, "sentinel")
+    assert sentinel["image"] == "localhost/raibid/redis:7.0.15-testbed"
+    assert sentinel["imagePullPolicy"] == "IfNotPresent"
+    assert sentinel["ports"] == [{"name": "redis-sentinel", "containerPort": 26379}]
+    assert sentinel["readinessProbe"]["exec"]["command"][-1].startswith("/health/ping_sentinel.sh")
+    env = {e["name"]: e.get("value") for e in sentinel["env"]}
+    assert env["REDIS_PASSWORD_FILE"] == "/opt/bitnami/redis/secrets/redis-password"
+    assert env["REDIS_SENTINEL_PORT"] == "26379"
+    mounts = {m["mountPath"] for m in sentinel["volumeMounts"]}
+    assert {"/opt/bitnami/redis-sentinel/etc", "/opt/bitnami/redis/secrets/", "/health"} <= mounts
+    assert sentinel["securityContext"]["readOnlyRootFilesystem"] is True
+    health = objs[("ConfigMap", "raibid-redis-health")]["data"]["ping_sentinel.sh"]
+    assert "REDISCLI_AUTH" in health and "REDIS_SENTINEL_PORT" in health
+    scripts = objs[("ConfigMap", "raibid-redis-scripts")]["data"]
+    assert set(scripts) == {"sentinel-common.sh", "start-node.sh", "start-sentinel.sh", "prestop-redis.sh"}
+    common, conf = scripts["sentinel-common.sh"], scripts["start-sentinel.sh"]
+    assert 'headless="raibid-redis-headless.raibid-redis.svc.cluster.local"' in common
+    assert 'first_host="raibid-redis-node-0.$headless"' in common
+    assert "REDISCLI_AUTH=" in common and "REDIS_PASSWORD_FILE" in common
+    for line in ("sentinel resolve-hostnames yes", "sentinel announce-hostnames yes",
+                 "sentinel announce-ip $my_host",
+                 "sentinel monitor $master_set $master_host $master_port 2",
+                 "sentinel down-after-milliseconds $master_set 60000",
+                 "sentinel failover-timeout $master_set 180000",
+                 "sentinel parallel-syncs $master_set 1"):
+        assert line in conf.splitlines(), line
+    assert "sentinel auth-pass $master_set" in conf and "requirepass" in conf
+    assert '--replica-announce-ip "$my_host"' in scripts["start-node.sh"]
+    assert "--requirepass" in scripts["start-node.sh"]
+    # The password never reaches a command line of the scripts' redis-cli calls.
+    assert "-a " not in common
+
+
+def test_sentinel_values(render):
+    objs = render({"architecture": "replication", "replica": {"replicaCount": 2},
+                   "auth": {"sentinel": False},
+                   "sentinel": {"enabled": True, "masterSet": "raibid", "quorum": 1,
+                                "downAfterMilliseconds": 5000, "failoverTimeout": 10000, "parallelSyncs": 2,
+                                "image": {"registry": "docker.io", "repository": "bitnamilegacy/redis-sentinel",
+                                          "tag": "8.2.1", "pullPolicy": "Never"}}})
+    sts = objs[("StatefulSet", "raibid-redis-node")]
+    assert sts["spec"]["replicas"] == 2
+    sentinel = container(sts, "sentinel")
+    assert sentinel["image"] == "docker.io/bitnamilegacy/redis-sentinel:8.2.1"
+    assert sentinel["imagePullPolicy"] == "Never"
+    scripts = objs[("ConfigMap", "raibid-redis-scripts")]["data"]
+    conf = scripts["start-sentinel.sh"].splitlines()
+    assert 'master_set="raibid"' in scripts["sentinel-common.sh"]
+    assert "sentinel monitor $master_set $master_host $master_port 1" in conf
+    assert "sentinel down-after-milliseconds $master_set 5000" in conf
+    assert "sentinel failover-timeout $master_set 10000" in conf
+    assert "sentinel parallel-syncs $master_set 2" in conf
+    # auth.sentinel=false: sentinels monitor with the password but do not require one themselves.
+    assert not [line for line in conf if "requirepass" in line]
+    assert "sentinel auth-pass" in scripts["start-sentinel.sh"]
+    assert "REDISCLI_AUTH" not in objs[("ConfigMap", "raibid-redis-health")]["data"]["ping_sentinel.sh"]
+
+
+def test_sentinel_checksums_stable(render):
+    def ann(values):
+        sts = render(values)[("StatefulSet", "raibid-redis-node")]
+        return sts["spec"]["template"]["metadata"]["annotations"]
+    values = dict(SENTINEL, auth={"password": "one"})
+    a = ann(values)
+    assert ann(values) == a
+    assert ann(dict(values, sentinel={"enabled": True, "quorum": 1}))["checksum/scripts"] != a["checksum/scripts"]
+
+
 @pytest.mark.parametrize("values,message", [
     ({"tls": {"enabled": True}}, "tls.enabled=true needs certificates"),
-    ({"architecture": "replication", "sentinel": {"enabled": True}}, "sentinel.enabled=true is not supported"),
+    ({"sentinel": {"enabled": True}}, "sentinel.enabled=true needs architecture=replication"),
+    ({"architecture": "replication", "sentinel": {"enabled": True}, "tls": {"enabled": True, "autoGenerated": True}},
+     "sentinel.enabled=true with tls.enabled=true is not implemented"),
+    ({"architecture": "replication", "sentinel": {"enabled": True, "masterService": {"enabled": True}}},
+     "sentinel.masterService.enabled=true is not implemented"),
     ({"architecture": "cluster"}, "architecture must be"),
 ])
 def test_unsupported_values_fail_clearly(render_error, values, message):
@@ -535,3 +658,151 @@ def test_replication_replica_syncs(helm, kubeconfig, kubectl, namespace, tmp_pat
         time.sleep(2)
     assert "role:slave" in info and "master_link_status:up" in info, info
     run_helm(helm, "uninstall", RELEASE, "-n", namespace, *kc, "--wait", "--timeout", "120s", timeout=180)
+
+
+def _cli(kubectl, namespace, pod, password, *args, container="redis", port=6379):
+    """redis-cli in a pod; the password (from the Secret, read here) goes in on stdin, into
+    REDISCLI_AUTH, never on a command line. Returns stdout ('' when the pod cannot be reached)."""
+    script = 'read -r REDISCLI_AUTH; export REDISCLI_AUTH; exec timeout 10 redis-cli -p "$0" "$@"'
+    return kubectl("exec", "-i", "-n", namespace, pod, "-c", container, "--", "bash", "-c", script,
+                   str(port), *args, input=password + "\n", check=False, timeout=60)
+
+
+def _info(text):
+    return dict(line.split(":", 1) for line in text.replace("\r", "").splitlines() if ":" in line)
+
+
+def _poll(what, check, timeout, interval=2):
+    """Calls check() until it returns a true value; prints progress; fails after timeout seconds."""
+    start = time.monotonic()
+    last = None
+    while True:
+        result = check()
+        elapsed = time.monotonic() - start
+        if result:
+            print(f"{what}: after {elapsed:.0f}s")
+            return result
+        if elapsed > timeout:
+            pytest.fail(f"{what}: not after {timeout}s (last: {last!r})")
+        last = getattr(check, "last", None)
+        print(f"  waiting for {what} ({elapsed:.0f}s)")
+        time.sleep(interval)
+
+
+def test_sentinel_failover(helm, kubeconfig, kubectl, namespace, tmp_path):
+    """Three nodes, quorum 2: node-0 starts as master; deleting its pod moves the master to another
+    node, with the data; node-0 comes back as a replica of the new master."""
+    started = time.monotonic()
+    kc = ["--kubeconfig", kubeconfig]
+    small = {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}
+    values = {"architecture": "replication",
+              "replica": {"replicaCount": 3, "persistence": {"size": "1Gi"}, "resources": small},
+              "sentinel": {"enabled": True, "downAfterMilliseconds": 5000, "failoverTimeout": 10000,
+                           "resources": small}}
+    run_helm(helm, "install", RELEASE, str(CHART), "-n", namespace, *kc, "--wait", "--timeout", "300s",
+             values=values, tmp_path=tmp_path, timeout=360)
+    print(f"installed, all pods ready: {time.monotonic() - started:.0f}s")
+    secret = kubectl.json("get", "secret", RELEASE, "-n", namespace)
+    password = base64.b64decode(secret["data"]["redis-password"]).decode()
+    pods = [f"{RELEASE}-node-{i}" for i in range(3)]
+    fqdn = {p: f"{p}.{RELEASE}-headless.{namespace}.svc.cluster.local" for p in pods}
+    pod_of = {v: k for k, v in fqdn.items()}
+
+    def cli(pod, *args, **kw):
+        return _cli(kubectl, namespace, pod, password, *args, **kw)
+
+    def sentinel_master(pod):
+        return cli(pod, "sentinel", "get-master-addr-by-name", "mymaster",
+                   container="sentinel", port=26379).split()
+
+    def all_agree(on_pods, master):
+        def check():
+            seen = {p: sentinel_master(p) for p in on_pods}
+            check.last = seen
+            return all(v == [fqdn[master], "6379"] for v in seen.values())
+        return check
+
+    # Node 0 is the master, the others replicas linked to it, every sentinel agrees and knows the others.
+    _poll("sentinels agree on node-0", all_agree(pods, pods[0]), 60)
+    for pod in pods:
+        _poll(f"sentinel of {pod} knows 2 others",
+              lambda pod=pod: "2" in cli(pod, "sentinel", "master", "mymaster", container="sentinel",
+                                         port=26379).split("num-other-sentinels\n")[-1].split("\n")[:1], 60)
+    info = _info(cli(pods[0], "info", "replication"))
+    assert info["role"] == "master" and info["connected_slaves"] == "2", info
+    for pod in pods[1:]:
+        def linked(pod=pod):
+            info = _info(cli(pod, "info", "replication"))
+            return (info.get("role") == "slave" and info.get("master_host") == fqdn[pods[0]]
+                    and info.get("master_link_status") == "up")
+        _poll(f"{pod} replicates node-0", linked, 60)
+    assert cli(pods[0], "set", "raibid:test", "before").strip() == "OK"
+    entry = cli(pods[0], "xadd", "raibid:jobs", "*", "job", "1").strip()
+    assert re.fullmatch(r"\d+-\d+", entry), entry
+
+    # Delete the master's pod: the sentinels elect another master, which has the data.
+    old_uid = kubectl.json("get", "pod", pods[0], "-n", namespace)["metadata"]["uid"]
+    failover_started = time.monotonic()
+    kubectl("delete", "pod", pods[0], "-n", namespace, "--wait=false")
+
+    def moved():
+        seen = {p: sentinel_master(p) for p in pods[1:]}
+        moved.last = seen
+        masters = {tuple(v) for v in seen.values()}
+        if len(masters) == 1:
+            (m,) = masters
+            if len(m) == 2 and m[0] in pod_of and m[0] != fqdn[pods[0]]:
+                return pod_of[m[0]]
+        return None
+    new_master = _poll("sentinels report a new master", moved, 90, interval=1)
+    print(f"failover: {time.monotonic() - failover_started:.0f}s, new master {new_master}")
+    _poll(f"{new_master} is master", lambda: _info(cli(new_master, "info", "replication")).get("role") == "master", 30)
+    assert cli(new_master, "get", "raibid:test").strip() == "before"
+    assert cli(new_master, "xrange", "raibid:jobs", "-", "+").split()[:1] == [entry]
+    assert cli(new_master, "set", "raibid:test", "after").strip() == "OK"
+
+    # Node 0 comes back (new pod) as a replica of the new master, with the new write.
+    def back():
+        out = kubectl("get", "pod", pods[0], "-n", namespace, "-o", "json", check=False)
+        pod = json.loads(out) if out.strip() else None
+        return bool(pod and pod["metadata"]["uid"] != old_uid and all(
+            c.get("ready") for c in pod["status"].get("containerStatuses", [{}])))
+    _poll("node-0 back and ready", back, 120)
+
+    def rejoined():
+        info = _info(cli(pods[0], "info", "replication"))
+        rejoined.last = info
+        return (info.get("role") == "slave" and info.get("master_host") == fqdn[new_master]
+                and info.get("master_link_status") == "up")
+    _poll("node-0 replicates the new master", rejoined, 90)
+    assert cli(pods[0], "get", "raibid:test").strip() == "after"
+    _poll("all sentinels agree on the new master", all_agree(pods, new_master), 60)
+    print(f"failover and rejoin: {time.monotonic() - failover_started:.0f}s")
+
+    # A master that stops answering (no preStop hand-over this time) is voted down by the
+    # sentinels after downAfterMilliseconds and replaced; once it answers again it is a replica.
+    paused = new_master
+    assert cli(paused, "client", "pause", "20000", "all").strip() == "OK"
+    detected_started = time.monotonic()
+
+    def replaced():
+        seen = {p: sentinel_master(p) for p in pods if p != paused}
+        replaced.last = seen
+        masters = {tuple(v) for v in seen.values()}
+        if len(masters) == 1:
+            (m,) = masters
+            if len(m) == 2 and m[0] in pod_of and m[0] != fqdn[paused]:
+                return pod_of[m[0]]
+        return None
+    third = _poll("sentinels replace the unresponsive master", replaced, 60, interval=1)
+    print(f"detection and failover: {time.monotonic() - detected_started:.0f}s, new master {third}")
+    assert cli(third, "get", "raibid:test").strip() == "after"
+
+    def demoted():
+        info = _info(cli(paused, "info", "replication"))
+        demoted.last = info
+        return info.get("role") == "slave" and info.get("master_host") == fqdn[third]
+    _poll(f"{paused} replicates {third}", demoted, 60)
+
+    run_helm(helm, "uninstall", RELEASE, "-n", namespace, *kc, "--wait", "--timeout", "120s", timeout=180)
+    print(f"test_sentinel_failover: {time.monotonic() - started:.0f}s")
