@@ -76,7 +76,7 @@ testbed-down:
 	@bash testbed/testbed.sh down
 
 # The role's scenarios; their output is searched for the password the default scenario generated.
-MOLECULE_SCENARIOS ?= default setup_playbook rollback teardown bad_input replication
+MOLECULE_SCENARIOS ?= default setup_playbook rollback teardown bad_input replication sentinel
 MOLECULE_LOG := $(VENV)/molecule.log
 molecule: deps
 	@: > $(MOLECULE_LOG)
