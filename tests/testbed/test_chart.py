@@ -101,6 +101,8 @@ def test_lint(helm, tmp_path):
         ROLE_VALUES["auth"], sentinel=True))
     res = run_helm(helm, "lint", str(CHART), values=sentinel, tmp_path=tmp_path)
     assert "0 chart(s) failed" in res.stdout
+    res = run_helm(helm, "lint", str(CHART), values=dict(sentinel, **TLS_GENERATED), tmp_path=tmp_path)
+    assert "0 chart(s) failed" in res.stdout
 
 
 def test_default_objects(render):
@@ -451,11 +453,141 @@ def test_sentinel_checksums_stable(render):
     assert ann(dict(values, sentinel={"enabled": True, "quorum": 1}))["checksum/scripts"] != a["checksum/scripts"]
 
 
+def _run_with_fake_cli(tmp_path, script, env, *args):
+    """Runs a chart script with bash, a redis-cli on PATH that records its arguments (one per
+    line) and answers PONG; returns (completed process, recorded arguments)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    fake = bindir / "redis-cli"
+    record = tmp_path / "redis-cli.args"
+    fake.write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" > {record}\necho "auth=${{REDISCLI_AUTH:-}}" >> {record}\n'
+                    'echo PONG\n')
+    fake.chmod(0o755)
+    path = tmp_path / "script.sh"
+    path.write_text(script)
+    res = subprocess.run(["bash", str(path), *args], capture_output=True, text=True, timeout=30, check=False,
+                         env={"PATH": f"{bindir}:/usr/bin:/bin", **env})
+    return res, record.read_text().splitlines() if record.exists() else []
+
+
+SENTINEL_TLS = dict(SENTINEL, **TLS_GENERATED)
+
+
+def test_sentinel_tls_objects(render, tmp_path):
+    """Sentinel over TLS (client certificates required, the chart default): both containers get the
+    certificates and TLS env, Redis and the sentinels listen on TLS only, every script's redis-cli
+    uses TLS."""
+    objs = render(dict(SENTINEL_TLS, metrics={"enabled": True}, auth={"password": "pw"}))
+    assert ("Secret", f"{RELEASE}-crt") in objs
+    spec = objs[("StatefulSet", "raibid-redis-node")]["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "redis-certificates")
+    assert volume["secret"]["secretName"] == f"{RELEASE}-crt"
+    certs = "/opt/bitnami/redis/certs"
+    env = {c["name"]: {e["name"]: e.get("value") for e in c["env"]} for c in spec["containers"]}
+    mounts = {c["name"]: {m["mountPath"]: m for m in c["volumeMounts"]} for c in spec["containers"]}
+    for name in ("redis", "sentinel", "metrics"):
+        assert mounts[name][certs]["name"] == "redis-certificates" and mounts[name][certs]["readOnly"], name
+    assert {k: v for k, v in env["redis"].items() if k.startswith("REDIS_TLS_")} == {
+        "REDIS_TLS_ENABLED": "yes", "REDIS_TLS_CERT_FILE": f"{certs}/tls.crt",
+        "REDIS_TLS_KEY_FILE": f"{certs}/tls.key", "REDIS_TLS_CA_FILE": f"{certs}/ca.crt",
+        "REDIS_TLS_AUTH_CLIENTS": "yes"}
+    assert {k: v for k, v in env["sentinel"].items() if k.startswith("REDIS_SENTINEL_TLS_")} == {
+        "REDIS_SENTINEL_TLS_ENABLED": "yes", "REDIS_SENTINEL_TLS_PORT_NUMBER": "26379",
+        "REDIS_SENTINEL_TLS_CERT_FILE": f"{certs}/tls.crt", "REDIS_SENTINEL_TLS_KEY_FILE": f"{certs}/tls.key",
+        "REDIS_SENTINEL_TLS_CA_FILE": f"{certs}/ca.crt", "REDIS_SENTINEL_TLS_AUTH_CLIENTS": "yes"}
+    assert env["metrics"]["REDIS_ADDR"] == "rediss://localhost:6379"
+    assert env["metrics"]["REDIS_EXPORTER_TLS_CA_CERT_FILE"] == f"{certs}/ca.crt"
+    assert env["metrics"]["REDIS_EXPORTER_TLS_CLIENT_CERT_FILE"] == f"{certs}/tls.crt"
+
+    scripts = objs[("ConfigMap", "raibid-redis-scripts")]["data"]
+    node = scripts["start-node.sh"]
+    assert '--port 0 --tls-port "$REDIS_PORT"' in node and "--tls-replication yes" in node
+    assert '--tls-auth-clients "$REDIS_TLS_AUTH_CLIENTS"' in node
+    conf = scripts["start-sentinel.sh"].splitlines()
+    for line in ("port 0", "tls-port $REDIS_SENTINEL_TLS_PORT_NUMBER",
+                 'tls-cert-file $(quote "$REDIS_SENTINEL_TLS_CERT_FILE")',
+                 'tls-key-file $(quote "$REDIS_SENTINEL_TLS_KEY_FILE")',
+                 'tls-ca-cert-file $(quote "$REDIS_SENTINEL_TLS_CA_FILE")',
+                 "tls-auth-clients $REDIS_SENTINEL_TLS_AUTH_CLIENTS", "tls-replication yes"):
+        assert line in conf, line
+    assert "port $sentinel_port" not in conf
+    common = scripts["sentinel-common.sh"]
+    assert "tls_flags REDIS_TLS" in common and "tls_flags REDIS_SENTINEL_TLS" in common
+    assert "-a " not in common
+
+    # The scripts' redis-cli calls, run here with a recording redis-cli: TLS flags from the env.
+    tls_env = {"REDIS_TLS_ENABLED": "yes", "REDIS_TLS_CA_FILE": "/c/ca", "REDIS_TLS_AUTH_CLIENTS": "yes",
+               "REDIS_TLS_CERT_FILE": "/c/crt", "REDIS_TLS_KEY_FILE": "/c/key", "REDIS_PORT": "6379"}
+    sentinel_env = {k.replace("REDIS_TLS_", "REDIS_SENTINEL_TLS_"): v for k, v in tls_env.items()
+                    if k.startswith("REDIS_TLS_")}
+    sentinel_env["REDIS_SENTINEL_PORT"] = "26379"
+    pw_file = tmp_path / "pw"
+    pw_file.write_text("secret-pw")
+    full = ["--tls", "--cacert", "/c/ca", "--cert", "/c/crt", "--key", "/c/key"]
+    health = objs[("ConfigMap", "raibid-redis-health")]["data"]
+    for probe, env_, port in (("ping_readiness_local.sh", tls_env, "6379"),
+                              ("ping_liveness_local.sh", tls_env, "6379"),
+                              ("ping_sentinel.sh", sentinel_env, "26379")):
+        res, argv = _run_with_fake_cli(tmp_path, health[probe], dict(env_, REDIS_PASSWORD_FILE=str(pw_file)), "1")
+        assert res.returncode == 0, (probe, res.stderr)
+        assert argv == ["-h", "localhost", "-p", port, *full, "ping", "auth=secret-pw"], (probe, argv)
+    # Without client certificates: --tls --cacert only.
+    res, argv = _run_with_fake_cli(tmp_path, health["ping_sentinel.sh"],
+                                   dict(sentinel_env, REDIS_SENTINEL_TLS_AUTH_CLIENTS="no"), "1")
+    assert argv[:7] == ["-h", "localhost", "-p", "26379", "--tls", "--cacert", "/c/ca"] and argv[7] == "ping"
+    # sentinel-common.sh in either container: the sentinel and local redis clients.
+    calls = common + '\nsentinel_cli -h 10.0.0.1 sentinel failover mymaster\n'
+    for env_ in (tls_env, sentinel_env):
+        res, argv = _run_with_fake_cli(tmp_path, calls, dict(env_, REDIS_PASSWORD_FILE=str(pw_file)))
+        assert res.returncode == 0, res.stderr
+        assert argv == ["-p", "26379", *full, "-h", "10.0.0.1", "sentinel", "failover", "mymaster",
+                        "auth=secret-pw"], argv
+    res, argv = _run_with_fake_cli(tmp_path, common + "\nredis_local role\n",
+                                   dict(tls_env, REDIS_PASSWORD_FILE=str(pw_file)))
+    assert argv == ["-h", "localhost", "-p", "6379", *full, "role", "auth=secret-pw"], argv
+
+
+def test_sentinel_tls_existing_secret_no_client_certs(render):
+    objs = render(dict(SENTINEL, tls={"enabled": True, "existingSecret": "my-certs", "certFilename": "s.pem",
+                                      "certKeyFilename": "s-key.pem", "certCAFilename": "ca.pem",
+                                      "authClients": False}, metrics={"enabled": True}))
+    assert ("Secret", f"{RELEASE}-crt") not in objs
+    spec = objs[("StatefulSet", "raibid-redis-node")]["spec"]["template"]["spec"]
+    assert next(v for v in spec["volumes"] if v["name"] == "redis-certificates")["secret"]["secretName"] == "my-certs"
+    env = {c["name"]: {e["name"]: e.get("value") for e in c["env"]} for c in spec["containers"]}
+    assert env["sentinel"]["REDIS_SENTINEL_TLS_CA_FILE"] == "/opt/bitnami/redis/certs/ca.pem"
+    assert env["sentinel"]["REDIS_SENTINEL_TLS_CERT_FILE"] == "/opt/bitnami/redis/certs/s.pem"
+    assert env["sentinel"]["REDIS_SENTINEL_TLS_AUTH_CLIENTS"] == "no"
+    assert env["redis"]["REDIS_TLS_AUTH_CLIENTS"] == "no"
+    assert "REDIS_EXPORTER_TLS_CLIENT_CERT_FILE" not in env["metrics"]
+
+
+def test_sentinel_without_tls_has_no_tls(render):
+    objs = render(dict(SENTINEL, metrics={"enabled": True}))
+    spec = objs[("StatefulSet", "raibid-redis-node")]["spec"]["template"]["spec"]
+    assert not [v for v in spec["volumes"] if v["name"] == "redis-certificates"]
+    env = {c["name"]: {e["name"]: e.get("value") for e in c["env"]} for c in spec["containers"]}
+    assert env["redis"]["REDIS_TLS_ENABLED"] == "no" and env["sentinel"]["REDIS_SENTINEL_TLS_ENABLED"] == "no"
+    assert "REDIS_SENTINEL_TLS_CA_FILE" not in env["sentinel"]
+    assert env["metrics"]["REDIS_ADDR"] == "redis://localhost:6379"
+    scripts = objs[("ConfigMap", "raibid-redis-scripts")]["data"]
+    assert "port $sentinel_port" in scripts["start-sentinel.sh"].splitlines()
+    assert "tls" not in scripts["start-node.sh"] and "tls-port" not in scripts["start-sentinel.sh"]
+
+
+def test_sentinel_tls_checksums_stable(render):
+    """Same values, same pod annotations (the generated certificate is no input of any checksum)."""
+    def ann(values):
+        return render(values)[("StatefulSet", "raibid-redis-node")]["spec"]["template"]["metadata"]["annotations"]
+    values = dict(SENTINEL_TLS, auth={"password": "one"})
+    a = ann(values)
+    assert ann(values) == a
+    assert ann(dict(SENTINEL, auth={"password": "one"}))["checksum/scripts"] != a["checksum/scripts"]
+
+
 @pytest.mark.parametrize("values,message", [
     ({"tls": {"enabled": True}}, "tls.enabled=true needs certificates"),
     ({"sentinel": {"enabled": True}}, "sentinel.enabled=true needs architecture=replication"),
-    ({"architecture": "replication", "sentinel": {"enabled": True}, "tls": {"enabled": True, "autoGenerated": True}},
-     "sentinel.enabled=true with tls.enabled=true is not implemented"),
     ({"architecture": "replication", "sentinel": {"enabled": True, "masterService": {"enabled": True}}},
      "sentinel.masterService.enabled=true is not implemented"),
     ({"architecture": "cluster"}, "architecture must be"),
