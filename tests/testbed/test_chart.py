@@ -101,6 +101,8 @@ def test_lint(helm, tmp_path):
         ROLE_VALUES["auth"], sentinel=True))
     res = run_helm(helm, "lint", str(CHART), values=sentinel, tmp_path=tmp_path)
     assert "0 chart(s) failed" in res.stdout
+    res = run_helm(helm, "lint", str(CHART), values=dict(sentinel, **TLS_GENERATED), tmp_path=tmp_path)
+    assert "0 chart(s) failed" in res.stdout
 
 
 def test_default_objects(render):
@@ -451,11 +453,141 @@ def test_sentinel_checksums_stable(render):
     assert ann(dict(values, sentinel={"enabled": True, "quorum": 1}))["checksum/scripts"] != a["checksum/scripts"]
 
 
+def _run_with_fake_cli(tmp_path, script, env, *args):
+    """Runs a chart script with bash, a redis-cli on PATH that records its arguments (one per
+    line) and answers PONG; returns (completed process, recorded arguments)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    fake = bindir / "redis-cli"
+    record = tmp_path / "redis-cli.args"
+    fake.write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" > {record}\necho "auth=${{REDISCLI_AUTH:-}}" >> {record}\n'
+                    'echo PONG\n')
+    fake.chmod(0o755)
+    path = tmp_path / "script.sh"
+    path.write_text(script)
+    res = subprocess.run(["bash", str(path), *args], capture_output=True, text=True, timeout=30, check=False,
+                         env={"PATH": f"{bindir}:/usr/bin:/bin", **env})
+    return res, record.read_text().splitlines() if record.exists() else []
+
+
+SENTINEL_TLS = dict(SENTINEL, **TLS_GENERATED)
+
+
+def test_sentinel_tls_objects(render, tmp_path):
+    """Sentinel over TLS (client certificates required, the chart default): both containers get the
+    certificates and TLS env, Redis and the sentinels listen on TLS only, every script's redis-cli
+    uses TLS."""
+    objs = render(dict(SENTINEL_TLS, metrics={"enabled": True}, auth={"password": "pw"}))
+    assert ("Secret", f"{RELEASE}-crt") in objs
+    spec = objs[("StatefulSet", "raibid-redis-node")]["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "redis-certificates")
+    assert volume["secret"]["secretName"] == f"{RELEASE}-crt"
+    certs = "/opt/bitnami/redis/certs"
+    env = {c["name"]: {e["name"]: e.get("value") for e in c["env"]} for c in spec["containers"]}
+    mounts = {c["name"]: {m["mountPath"]: m for m in c["volumeMounts"]} for c in spec["containers"]}
+    for name in ("redis", "sentinel", "metrics"):
+        assert mounts[name][certs]["name"] == "redis-certificates" and mounts[name][certs]["readOnly"], name
+    assert {k: v for k, v in env["redis"].items() if k.startswith("REDIS_TLS_")} == {
+        "REDIS_TLS_ENABLED": "yes", "REDIS_TLS_CERT_FILE": f"{certs}/tls.crt",
+        "REDIS_TLS_KEY_FILE": f"{certs}/tls.key", "REDIS_TLS_CA_FILE": f"{certs}/ca.crt",
+        "REDIS_TLS_AUTH_CLIENTS": "yes"}
+    assert {k: v for k, v in env["sentinel"].items() if k.startswith("REDIS_SENTINEL_TLS_")} == {
+        "REDIS_SENTINEL_TLS_ENABLED": "yes", "REDIS_SENTINEL_TLS_PORT_NUMBER": "26379",
+        "REDIS_SENTINEL_TLS_CERT_FILE": f"{certs}/tls.crt", "REDIS_SENTINEL_TLS_KEY_FILE": f"{certs}/tls.key",
+        "REDIS_SENTINEL_TLS_CA_FILE": f"{certs}/ca.crt", "REDIS_SENTINEL_TLS_AUTH_CLIENTS": "yes"}
+    assert env["metrics"]["REDIS_ADDR"] == "rediss://localhost:6379"
+    assert env["metrics"]["REDIS_EXPORTER_TLS_CA_CERT_FILE"] == f"{certs}/ca.crt"
+    assert env["metrics"]["REDIS_EXPORTER_TLS_CLIENT_CERT_FILE"] == f"{certs}/tls.crt"
+
+    scripts = objs[("ConfigMap", "raibid-redis-scripts")]["data"]
+    node = scripts["start-node.sh"]
+    assert '--port 0 --tls-port "$REDIS_PORT"' in node and "--tls-replication yes" in node
+    assert '--tls-auth-clients "$REDIS_TLS_AUTH_CLIENTS"' in node
+    conf = scripts["start-sentinel.sh"].splitlines()
+    for line in ("port 0", "tls-port $REDIS_SENTINEL_TLS_PORT_NUMBER",
+                 'tls-cert-file $(quote "$REDIS_SENTINEL_TLS_CERT_FILE")',
+                 'tls-key-file $(quote "$REDIS_SENTINEL_TLS_KEY_FILE")',
+                 'tls-ca-cert-file $(quote "$REDIS_SENTINEL_TLS_CA_FILE")',
+                 "tls-auth-clients $REDIS_SENTINEL_TLS_AUTH_CLIENTS", "tls-replication yes"):
+        assert line in conf, line
+    assert "port $sentinel_port" not in conf
+    common = scripts["sentinel-common.sh"]
+    assert "tls_flags REDIS_TLS" in common and "tls_flags REDIS_SENTINEL_TLS" in common
+    assert "-a " not in common
+
+    # The scripts' redis-cli calls, run here with a recording redis-cli: TLS flags from the env.
+    tls_env = {"REDIS_TLS_ENABLED": "yes", "REDIS_TLS_CA_FILE": "/c/ca", "REDIS_TLS_AUTH_CLIENTS": "yes",
+               "REDIS_TLS_CERT_FILE": "/c/crt", "REDIS_TLS_KEY_FILE": "/c/key", "REDIS_PORT": "6379"}
+    sentinel_env = {k.replace("REDIS_TLS_", "REDIS_SENTINEL_TLS_"): v for k, v in tls_env.items()
+                    if k.startswith("REDIS_TLS_")}
+    sentinel_env["REDIS_SENTINEL_PORT"] = "26379"
+    pw_file = tmp_path / "pw"
+    pw_file.write_text("secret-pw")
+    full = ["--tls", "--cacert", "/c/ca", "--cert", "/c/crt", "--key", "/c/key"]
+    health = objs[("ConfigMap", "raibid-redis-health")]["data"]
+    for probe, env_, port in (("ping_readiness_local.sh", tls_env, "6379"),
+                              ("ping_liveness_local.sh", tls_env, "6379"),
+                              ("ping_sentinel.sh", sentinel_env, "26379")):
+        res, argv = _run_with_fake_cli(tmp_path, health[probe], dict(env_, REDIS_PASSWORD_FILE=str(pw_file)), "1")
+        assert res.returncode == 0, (probe, res.stderr)
+        assert argv == ["-h", "localhost", "-p", port, *full, "ping", "auth=secret-pw"], (probe, argv)
+    # Without client certificates: --tls --cacert only.
+    res, argv = _run_with_fake_cli(tmp_path, health["ping_sentinel.sh"],
+                                   dict(sentinel_env, REDIS_SENTINEL_TLS_AUTH_CLIENTS="no"), "1")
+    assert argv[:7] == ["-h", "localhost", "-p", "26379", "--tls", "--cacert", "/c/ca"] and argv[7] == "ping"
+    # sentinel-common.sh in either container: the sentinel and local redis clients.
+    calls = common + '\nsentinel_cli -h 10.0.0.1 sentinel failover mymaster\n'
+    for env_ in (tls_env, sentinel_env):
+        res, argv = _run_with_fake_cli(tmp_path, calls, dict(env_, REDIS_PASSWORD_FILE=str(pw_file)))
+        assert res.returncode == 0, res.stderr
+        assert argv == ["-p", "26379", *full, "-h", "10.0.0.1", "sentinel", "failover", "mymaster",
+                        "auth=secret-pw"], argv
+    res, argv = _run_with_fake_cli(tmp_path, common + "\nredis_local role\n",
+                                   dict(tls_env, REDIS_PASSWORD_FILE=str(pw_file)))
+    assert argv == ["-h", "localhost", "-p", "6379", *full, "role", "auth=secret-pw"], argv
+
+
+def test_sentinel_tls_existing_secret_no_client_certs(render):
+    objs = render(dict(SENTINEL, tls={"enabled": True, "existingSecret": "my-certs", "certFilename": "s.pem",
+                                      "certKeyFilename": "s-key.pem", "certCAFilename": "ca.pem",
+                                      "authClients": False}, metrics={"enabled": True}))
+    assert ("Secret", f"{RELEASE}-crt") not in objs
+    spec = objs[("StatefulSet", "raibid-redis-node")]["spec"]["template"]["spec"]
+    assert next(v for v in spec["volumes"] if v["name"] == "redis-certificates")["secret"]["secretName"] == "my-certs"
+    env = {c["name"]: {e["name"]: e.get("value") for e in c["env"]} for c in spec["containers"]}
+    assert env["sentinel"]["REDIS_SENTINEL_TLS_CA_FILE"] == "/opt/bitnami/redis/certs/ca.pem"
+    assert env["sentinel"]["REDIS_SENTINEL_TLS_CERT_FILE"] == "/opt/bitnami/redis/certs/s.pem"
+    assert env["sentinel"]["REDIS_SENTINEL_TLS_AUTH_CLIENTS"] == "no"
+    assert env["redis"]["REDIS_TLS_AUTH_CLIENTS"] == "no"
+    assert "REDIS_EXPORTER_TLS_CLIENT_CERT_FILE" not in env["metrics"]
+
+
+def test_sentinel_without_tls_has_no_tls(render):
+    objs = render(dict(SENTINEL, metrics={"enabled": True}))
+    spec = objs[("StatefulSet", "raibid-redis-node")]["spec"]["template"]["spec"]
+    assert not [v for v in spec["volumes"] if v["name"] == "redis-certificates"]
+    env = {c["name"]: {e["name"]: e.get("value") for e in c["env"]} for c in spec["containers"]}
+    assert env["redis"]["REDIS_TLS_ENABLED"] == "no" and env["sentinel"]["REDIS_SENTINEL_TLS_ENABLED"] == "no"
+    assert "REDIS_SENTINEL_TLS_CA_FILE" not in env["sentinel"]
+    assert env["metrics"]["REDIS_ADDR"] == "redis://localhost:6379"
+    scripts = objs[("ConfigMap", "raibid-redis-scripts")]["data"]
+    assert "port $sentinel_port" in scripts["start-sentinel.sh"].splitlines()
+    assert "tls" not in scripts["start-node.sh"] and "tls-port" not in scripts["start-sentinel.sh"]
+
+
+def test_sentinel_tls_checksums_stable(render):
+    """Same values, same pod annotations (the generated certificate is no input of any checksum)."""
+    def ann(values):
+        return render(values)[("StatefulSet", "raibid-redis-node")]["spec"]["template"]["metadata"]["annotations"]
+    values = dict(SENTINEL_TLS, auth={"password": "one"})
+    a = ann(values)
+    assert ann(values) == a
+    assert ann(dict(SENTINEL, auth={"password": "one"}))["checksum/scripts"] != a["checksum/scripts"]
+
+
 @pytest.mark.parametrize("values,message", [
     ({"tls": {"enabled": True}}, "tls.enabled=true needs certificates"),
     ({"sentinel": {"enabled": True}}, "sentinel.enabled=true needs architecture=replication"),
-    ({"architecture": "replication", "sentinel": {"enabled": True}, "tls": {"enabled": True, "autoGenerated": True}},
-     "sentinel.enabled=true with tls.enabled=true is not implemented"),
     ({"architecture": "replication", "sentinel": {"enabled": True, "masterService": {"enabled": True}}},
      "sentinel.masterService.enabled=true is not implemented"),
     ({"architecture": "cluster"}, "architecture must be"),
@@ -660,10 +792,12 @@ def test_replication_replica_syncs(helm, kubeconfig, kubectl, namespace, tmp_pat
     run_helm(helm, "uninstall", RELEASE, "-n", namespace, *kc, "--wait", "--timeout", "120s", timeout=180)
 
 
-def _cli(kubectl, namespace, pod, password, *args, container="redis", port=6379):
+def _cli(kubectl, namespace, pod, password, *args, container="redis", port=6379, tls_ca_env=None):
     """redis-cli in a pod; the password (from the Secret, read here) goes in on stdin, into
-    REDISCLI_AUTH, never on a command line. Returns stdout ('' when the pod cannot be reached)."""
-    script = 'read -r REDISCLI_AUTH; export REDISCLI_AUTH; exec timeout 10 redis-cli -p "$0" "$@"'
+    REDISCLI_AUTH, never on a command line. tls_ca_env: name of the pod's env var holding the CA file
+    (then --tls --cacert). Returns stdout ('' when the pod cannot be reached)."""
+    tls = f'--tls --cacert "${{{tls_ca_env}}}" ' if tls_ca_env else ""
+    script = f'read -r REDISCLI_AUTH; export REDISCLI_AUTH; exec timeout 10 redis-cli {tls}-p "$0" "$@"'
     return kubectl("exec", "-i", "-n", namespace, pod, "-c", container, "--", "bash", "-c", script,
                    str(port), *args, input=password + "\n", check=False, timeout=60)
 
@@ -806,3 +940,132 @@ def test_sentinel_failover(helm, kubeconfig, kubectl, namespace, tmp_path):
 
     run_helm(helm, "uninstall", RELEASE, "-n", namespace, *kc, "--wait", "--timeout", "120s", timeout=180)
     print(f"test_sentinel_failover: {time.monotonic() - started:.0f}s")
+
+
+def test_sentinel_tls_failover(helm, kubeconfig, kubectl, namespace, tmp_path):
+    """Sentinel over TLS with the chart's own certificates and no client certificates (as the role
+    sets it): sentinels and Redis answer over TLS only, replicas replicate over TLS, the sentinels
+    agree on the master and fail over (asked by hand, then by the preStop hand-over script), the
+    exporter scrapes over TLS, and an upgrade with the same values changes nothing."""
+    started = time.monotonic()
+    kc = ["--kubeconfig", kubeconfig]
+    small = {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}
+    values = {"architecture": "replication",
+              "tls": {"enabled": True, "autoGenerated": True, "authClients": False},
+              "metrics": {"enabled": True, "resources": small},
+              "replica": {"replicaCount": 3, "persistence": {"enabled": False}, "resources": small},
+              "sentinel": {"enabled": True, "downAfterMilliseconds": 5000, "failoverTimeout": 10000,
+                           "resources": small}}
+    run_helm(helm, "install", RELEASE, str(CHART), "-n", namespace, *kc, "--wait", "--timeout", "300s",
+             values=values, tmp_path=tmp_path, timeout=360)
+    print(f"installed, all pods ready: {time.monotonic() - started:.0f}s")
+    password = base64.b64decode(
+        kubectl.json("get", "secret", RELEASE, "-n", namespace)["data"]["redis-password"]).decode()
+    certs = kubectl.json("get", "secret", f"{RELEASE}-crt", "-n", namespace)["data"]
+    pods = [f"{RELEASE}-node-{i}" for i in range(3)]
+    fqdn = {p: f"{p}.{RELEASE}-headless.{namespace}.svc.cluster.local" for p in pods}
+    pod_of = {v: k for k, v in fqdn.items()}
+
+    # The CA path the role uses in the sentinel container.
+    ca = kubectl("exec", "-n", namespace, pods[0], "-c", "sentinel", "--", "printenv",
+                 "REDIS_SENTINEL_TLS_CA_FILE").strip()
+    assert ca == "/opt/bitnami/redis/certs/ca.crt"
+
+    def cli(pod, *args):
+        return _cli(kubectl, namespace, pod, password, *args, tls_ca_env="REDIS_TLS_CA_FILE")
+
+    def sentinel(pod, *args):
+        return _cli(kubectl, namespace, pod, password, "sentinel", *args, container="sentinel", port=26379,
+                    tls_ca_env="REDIS_SENTINEL_TLS_CA_FILE")
+
+    def sentinel_master(pod):
+        return sentinel(pod, "get-master-addr-by-name", "mymaster").split()
+
+    def all_agree(master, on_pods=pods):
+        def check():
+            seen = {p: sentinel_master(p) for p in on_pods}
+            check.last = seen
+            return all(v == [fqdn[master], "6379"] for v in seen.values())
+        return check
+
+    def sentinels_settled(master):
+        """Every sentinel names master, knows 2 replicas and 2 other sentinels, no failover running."""
+        def check():
+            seen = {}
+            for p in pods:
+                lines = sentinel(p, "master", "mymaster").splitlines()
+                seen[p] = {k: v for k, v in zip(lines[::2], lines[1::2])
+                           if k in ("ip", "flags", "num-slaves", "num-other-sentinels", "failover-state")}
+            check.last = seen
+            return all(v.get("ip") == fqdn[master] and v.get("flags") == "master" and v.get("num-slaves") == "2"
+                       and v.get("num-other-sentinels") == "2" for v in seen.values())
+        return check
+
+    def replicates(pod, master):
+        def check():
+            info = _info(cli(pod, "info", "replication"))
+            check.last = info
+            return (info.get("role") == "slave" and info.get("master_host") == fqdn[master]
+                    and info.get("master_link_status") == "up")
+        return check
+
+    # Every sentinel answers over TLS and names node-0; sentinels see each other (over TLS).
+    _poll("sentinels agree on node-0", all_agree(pods[0]), 60)
+    _poll("sentinels know 2 replicas and 2 other sentinels", sentinels_settled(pods[0]), 60)
+    for pod in pods[1:]:
+        _poll(f"{pod} replicates node-0 over TLS", replicates(pod, pods[0]), 60)
+
+    # Plain TCP is off on both ports (redis-cli without --tls gets no answer).
+    for port in ("6379", "26379"):
+        out = kubectl("exec", "-n", namespace, pods[1], "-c", "redis", "--", "bash", "-c",
+                      'timeout 10 redis-cli -h localhost -p "$0" ping 2>&1', port, check=False)
+        assert out.strip() and "PONG" not in out, (port, out)
+    assert cli(pods[0], "set", "raibid:test", "before").strip() == "OK"
+
+    # The exporter sidecar scrapes its Redis over TLS.
+    metrics = kubectl("get", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pods[0]}:9121/proxy/metrics")
+    assert re.search(r"^redis_up 1$", metrics, re.M), metrics[-2000:]
+
+    # An upgrade with the same values keeps the certificates and restarts nothing.
+    uids = {p: kubectl.json("get", "pod", p, "-n", namespace)["metadata"]["uid"] for p in pods}
+    run_helm(helm, "upgrade", RELEASE, str(CHART), "-n", namespace, *kc, "--wait", "--timeout", "300s",
+             values=values, tmp_path=tmp_path, timeout=360)
+    assert kubectl.json("get", "secret", f"{RELEASE}-crt", "-n", namespace)["data"] == certs
+    assert {p: kubectl.json("get", "pod", p, "-n", namespace)["metadata"]["uid"] for p in pods} == uids
+    print(f"upgrade with the same values, nothing restarted: {time.monotonic() - started:.0f}s")
+
+    # SENTINEL FAILOVER (asked over TLS): all sentinels name a new master, which has the data.
+    failover_started = time.monotonic()
+    assert sentinel(pods[1], "failover", "mymaster").strip() == "OK"
+
+    def moved(old):
+        def check():
+            seen = {p: sentinel_master(p) for p in pods}
+            check.last = seen
+            masters = {tuple(v) for v in seen.values()}
+            if len(masters) == 1:
+                (m,) = masters
+                if len(m) == 2 and m[0] in pod_of and m[0] != fqdn[old]:
+                    return pod_of[m[0]]
+            return None
+        return check
+    new_master = _poll("all sentinels name a new master", moved(pods[0]), 60, interval=1)
+    print(f"failover: {time.monotonic() - failover_started:.0f}s, new master {new_master}")
+    _poll(f"{new_master} is master", lambda: _info(cli(new_master, "info", "replication")).get("role") == "master",
+          30)
+    assert cli(new_master, "get", "raibid:test").strip() == "before"
+    _poll("node-0 replicates the new master", replicates(pods[0], new_master), 60)
+    _poll("sentinels settled on the new master", sentinels_settled(new_master), 60)
+
+    # The preStop hand-over script (TLS to its Redis and to the other pods' sentinels) moves the master away.
+    handover_started = time.monotonic()
+    out = kubectl("exec", "-n", namespace, new_master, "-c", "redis", "--",
+                  "/opt/bitnami/scripts/start-scripts/prestop-redis.sh", timeout=90)
+    assert "Failover of mymaster asked of the sentinel at" in out, out
+    assert _info(cli(new_master, "info", "replication")).get("role") == "slave"
+    third = _poll("all sentinels name the master after the hand-over", moved(new_master), 60, interval=1)
+    print(f"preStop hand-over: {time.monotonic() - handover_started:.0f}s, new master {third}")
+    _poll(f"{new_master} replicates {third}", replicates(new_master, third), 60)
+
+    run_helm(helm, "uninstall", RELEASE, "-n", namespace, *kc, "--wait", "--timeout", "120s", timeout=180)
+    print(f"test_sentinel_tls_failover: {time.monotonic() - started:.0f}s")

@@ -108,9 +108,6 @@ random 10-character alphanumeric one. Under `helm template` lookup returns nothi
 {{- if ne .Values.architecture "replication" -}}
 {{- fail "sentinel.enabled=true needs architecture=replication" -}}
 {{- end -}}
-{{- if .Values.tls.enabled -}}
-{{- fail "sentinel.enabled=true with tls.enabled=true is not implemented by the raibid testbed stand-in chart; use the real bitnami/redis chart for Sentinel over TLS" -}}
-{{- end -}}
 {{- if (.Values.sentinel.masterService).enabled -}}
 {{- fail "sentinel.masterService.enabled=true is not implemented by the raibid testbed stand-in chart; ask the sentinels for the master (SENTINEL get-master-addr-by-name)" -}}
 {{- end -}}
@@ -153,10 +150,31 @@ ca: {{ printf "/opt/bitnami/redis/certs/%s" (ternary "ca.crt" $t.certCAFilename 
 secret: {{ ternary (printf "%s-crt" (include "redis.fullname" .)) (tpl $t.existingSecret .) $generated }}
 {{- end -}}
 
-{{/* Start-script lines for TLS: the Redis port then speaks TLS only, as in bitnami/redis (the last --port wins). */}}
-{{- define "redis.tlsArgs" }}
-    {{- if .Values.tls.enabled }}
-    args+=(--port 0 --tls-port "$REDIS_PORT" --tls-cert-file "$REDIS_TLS_CERT_FILE" --tls-key-file "$REDIS_TLS_KEY_FILE")
-    args+=(--tls-ca-cert-file "$REDIS_TLS_CA_FILE" --tls-auth-clients "$REDIS_TLS_AUTH_CLIENTS")
-    {{- end }}
-{{- end }}
+{{/*
+Start-script lines for TLS (callers include them only with tls.enabled, indented with nindent): the
+Redis port then speaks TLS only, as in bitnami/redis (the last --port wins); files from the REDIS_TLS_* env.
+*/}}
+{{- define "redis.tlsArgs" -}}
+args+=(--port 0 --tls-port "$REDIS_PORT" --tls-cert-file "$REDIS_TLS_CERT_FILE" --tls-key-file "$REDIS_TLS_KEY_FILE")
+args+=(--tls-ca-cert-file "$REDIS_TLS_CA_FILE" --tls-auth-clients "$REDIS_TLS_AUTH_CLIENTS")
+{{- end -}}
+
+
+{{/*
+Bash function tls_flags PREFIX: sets the array "tls" to redis-cli's TLS flags (--tls --cacert, plus
+--cert/--key when clients must authenticate) from the env PREFIX_ENABLED, PREFIX_CA_FILE,
+PREFIX_AUTH_CLIENTS, PREFIX_CERT_FILE, PREFIX_KEY_FILE: REDIS_TLS in a redis container,
+REDIS_SENTINEL_TLS in a sentinel container (bitnami/redis names). Empty when TLS is off.
+*/}}
+{{- define "redis.cli.tlsFunction" -}}
+tls_flags() {
+    local enabled="${1}_ENABLED" ca="${1}_CA_FILE" auth="${1}_AUTH_CLIENTS" cert="${1}_CERT_FILE" key="${1}_KEY_FILE"
+    tls=()
+    if [[ "${!enabled:-no}" == yes ]]; then
+        tls=(--tls --cacert "${!ca}")
+        if [[ "${!auth:-no}" == yes ]]; then
+            tls+=(--cert "${!cert}" --key "${!key}")
+        fi
+    fi
+}
+{{- end -}}

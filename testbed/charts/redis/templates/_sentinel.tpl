@@ -22,7 +22,8 @@ Data keys of the scripts ConfigMap in Sentinel mode:
 - sentinel-common.sh (sourced): names, the password, and asking the running sentinels for the master;
 - start-node.sh: redis as master when the sentinels say so (or, when none answers, on node 0),
   else as replica of that master; it announces its pod FQDN so everybody uses host names;
-- start-sentinel.sh: writes sentinel.conf monitoring that same master, then runs the sentinel;
+- start-sentinel.sh: writes sentinel.conf monitoring that same master, then runs the sentinel (with
+  tls.enabled: TLS only on its port, and TLS to Redis and the other sentinels: tls-replication);
 - prestop-redis.sh: a master being stopped asks another pod's sentinel to fail over first.
 */}}
 {{- define "redis.sentinel.scripts" -}}
@@ -40,19 +41,26 @@ sentinel-common.sh: |
   if [[ -n "${REDIS_PASSWORD_FILE:-}" && -f "$REDIS_PASSWORD_FILE" ]]; then
       REDIS_PASSWORD="$(< "$REDIS_PASSWORD_FILE")"
   fi
+  {{- include "redis.cli.tlsFunction" . | nindent 2 }}
+  # TLS flags of redis-cli (sentinels and Redis share the certificates): from the REDIS_TLS_* env in
+  # the redis container, the REDIS_SENTINEL_TLS_* env in the sentinel container; none without TLS.
+  tls_flags REDIS_TLS
+  if ((${#tls[@]} == 0)); then
+      tls_flags REDIS_SENTINEL_TLS
+  fi
   # redis-cli to a sentinel (the caller gives -h) or to the local redis; password in REDISCLI_AUTH.
   sentinel_cli() {
   {{- if include "redis.sentinel.auth" . }}
-      REDISCLI_AUTH="$REDIS_PASSWORD" timeout 5 redis-cli -p "$sentinel_port" "$@"
+      REDISCLI_AUTH="$REDIS_PASSWORD" timeout 5 redis-cli -p "$sentinel_port" "${tls[@]}" "$@"
   {{- else }}
-      env -u REDISCLI_AUTH timeout 5 redis-cli -p "$sentinel_port" "$@"
+      env -u REDISCLI_AUTH timeout 5 redis-cli -p "$sentinel_port" "${tls[@]}" "$@"
   {{- end }}
   }
   redis_local() {
   {{- if .Values.auth.enabled }}
-      REDISCLI_AUTH="$REDIS_PASSWORD" timeout 5 redis-cli -h localhost -p "$redis_port" "$@"
+      REDISCLI_AUTH="$REDIS_PASSWORD" timeout 5 redis-cli -h localhost -p "$redis_port" "${tls[@]}" "$@"
   {{- else }}
-      env -u REDISCLI_AUTH timeout 5 redis-cli -h localhost -p "$redis_port" "$@"
+      env -u REDISCLI_AUTH timeout 5 redis-cli -h localhost -p "$redis_port" "${tls[@]}" "$@"
   {{- end }}
   }
   # Addresses of all node pods (ready or not) behind the headless Service.
@@ -127,6 +135,11 @@ start-node.sh: |
   {{- else }}
   args+=(--protected-mode no)
   {{- end }}
+  {{- if .Values.tls.enabled }}
+  # TLS only on the Redis port; replication (to whichever node is master) over TLS too.
+  {{- include "redis.tlsArgs" . | nindent 2 }}
+  args+=(--tls-replication yes)
+  {{- end }}
   args+=(--include "$etc/redis.conf" --include "$etc/replica.conf")
   {{- range .Values.replica.extraFlags }}
   args+=({{ . | quote }})
@@ -146,7 +159,17 @@ start-sentinel.sh: |
   quote() { local s="${1//\\/\\\\}"; printf '"%s"' "${s//\"/\\\"}"; }
   umask 077
   cat > "$conf" <<EOF
+  {{- if .Values.tls.enabled }}
+  port 0
+  tls-port $REDIS_SENTINEL_TLS_PORT_NUMBER
+  tls-cert-file $(quote "$REDIS_SENTINEL_TLS_CERT_FILE")
+  tls-key-file $(quote "$REDIS_SENTINEL_TLS_KEY_FILE")
+  tls-ca-cert-file $(quote "$REDIS_SENTINEL_TLS_CA_FILE")
+  tls-auth-clients $REDIS_SENTINEL_TLS_AUTH_CLIENTS
+  tls-replication yes
+  {{- else }}
   port $sentinel_port
+  {{- end }}
   dir /opt/bitnami/redis-sentinel/tmp
   sentinel resolve-hostnames yes
   sentinel announce-hostnames yes
