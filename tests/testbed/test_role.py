@@ -227,3 +227,40 @@ def test_options_tls_service_monitor_pvc_retention_network_policy(site, kubectl,
     pvc = 'redis-data-%s' % pod
     kubectl('-n', ns, 'wait', '--for=delete', 'pvc/' + pvc, '--timeout=120s', check=False)
     assert kubectl('-n', ns, 'get', 'pvc', pvc, '--ignore-not-found', '-o', 'name').strip() == ''
+
+
+def test_sentinel_over_tls(site, kubectl, tmp_path):
+    options = tmp_path / 'options.yml'
+    options.write_text(yaml.safe_dump({
+        'raibid_redis_architecture': 'replication',
+        'raibid_redis_sentinel': True,
+        'raibid_redis_replica_count': 3,
+        'raibid_redis_tls': True,
+        'raibid_redis_resources': {'requests': {'memory': '64Mi', 'cpu': '50m'},
+                                   'limits': {'memory': '256Mi', 'cpu': '500m'}},
+    }))
+    ns = site.namespace
+    output, converge = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert 'Sentinel on port 26379' in output and 'TLS (CA in Secret' in output
+    creds = json.loads(site.credentials.read_text())
+    assert creds['tls'] is True and creds['sentinel_port'] == 26379
+    assert creds['host'] == '%s.%s.svc.cluster.local' % (ns, ns)
+
+    # Sentinel answers over TLS only, and names node-0, where the queue is (and, replicated, on the others).
+    ask = 'REDISCLI_AUTH="$(< $REDIS_PASSWORD_FILE)" redis-cli -e -p 26379 %s --raw SENTINEL get-master-addr-by-name mymaster'
+    sentinel = ['-n', ns, 'exec', ns + '-node-1', '-c', 'sentinel', '--', 'bash', '-c']
+    master = kubectl(*sentinel, ask % '--tls --cacert "$REDIS_SENTINEL_TLS_CA_FILE"').split()[0]
+    assert master.startswith(ns + '-node-0.')
+    plain = subprocess.run(kubectl.argv(*sentinel, ask % ''), capture_output=True, text=True, timeout=60, check=False)
+    assert master not in plain.stdout
+    for node in range(3):
+        groups, deadline = '', time.monotonic() + 60
+        while 'raibid-workers' not in groups.split() and time.monotonic() < deadline:
+            # Replicas may take a moment to copy what the role just created on the master.
+            groups = redis_cli(kubectl, ns, '%s-node-%d' % (ns, node), 'XINFO GROUPS raibid:jobs', check=False)
+            time.sleep(1)
+        assert 'raibid-workers' in groups.split(), (node, groups)
+
+    output, again = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert changed_count(output) == 0, output
+    print('sentinel over TLS: converge %.0f s, re-run %.0f s' % (converge, again))
