@@ -48,6 +48,7 @@ sanity: deps
 
 lint: deps
 	$(BIN)/ansible-lint --offline
+	$(BIN)/antsibull-changelog lint
 
 # The collection builds and installs from its tarball.
 build: deps
