@@ -43,7 +43,7 @@ def site(tmp_path, kubeconfig, kubectl):
         'vars': common,
         'tasks': [
             {'name': 'Use the test cluster, and the stand-in chart where the registry is unreachable',
-             'ansible.builtin.include_tasks': {'file': str(REPO / 'playbooks/tasks/local-testbed.yml'),
+             'ansible.builtin.include_tasks': {'file': str(REPO / 'testbed/ansible/local-testbed.yml'),
                                                'apply': {'run_once': True, 'delegate_to': 'localhost'}},
              'run_once': True},
             {'name': 'Deploy the queue', 'ansible.builtin.include_role': {'name': 'raibid.queue.redis'}},
