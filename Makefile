@@ -12,7 +12,7 @@ APT_PACKAGES := redis-server redis-tools shellcheck
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: deps test units functional sanity lint build kube testbed-up testbed-down molecule clean
+.PHONY: deps deploy test units functional sanity lint build kube testbed-up testbed-down molecule clean
 
 deps: $(VENV)/.deps-done
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -49,16 +49,28 @@ sanity: deps
 lint: deps
 	$(BIN)/ansible-lint --offline
 	$(BIN)/antsibull-changelog lint
+	$(BIN)/python tests/utils/role_readme.py --check roles/redis
 
-# The collection builds and installs from its tarball.
+# The Galaxy tarball: only the product (allowlist), importable by Galaxy (galaxy-importer), installable, documented;
+# and the build context of an execution environment with it and helm (building the image needs a container engine).
+BUILD := $(VENV)/build
+# galaxy-importer wants the versioned name; execution-environment.yml takes a copy under a stable one.
+TARBALL = $(BUILD)/raibid-queue-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 build: deps
-	@rm -rf $(VENV)/build && mkdir -p $(VENV)/build
-	$(BIN)/ansible-galaxy collection build --output-path $(VENV)/build .
-	export ANSIBLE_COLLECTIONS_PATH=$(VENV)/build/collections; \
-	$(BIN)/ansible-galaxy collection install --offline --no-deps -p $$ANSIBLE_COLLECTIONS_PATH $(VENV)/build/raibid-queue-*.tar.gz; \
-	for module in redis_queue redis_queue_info redis_job; do \
-	  $(BIN)/ansible-doc --json raibid.queue.$$module | grep -q '"examples"' || { echo "no docs for $$module"; exit 1; }; \
-	done; echo "Built, installed and documented: $$(ls $(VENV)/build/*.tar.gz)"
+	@rm -rf $(BUILD) && mkdir -p $(BUILD)/collections
+	$(BIN)/ansible-galaxy collection build --output-path $(BUILD) .
+	$(BIN)/python tests/utils/check_tarball.py $(TARBALL)
+	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/collections $(BIN)/ansible-galaxy collection install --force --offline --no-deps \
+	  -p $(BUILD)/collections $(TARBALL)
+	@for module in redis_queue redis_queue_info redis_job; do \
+	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/collections $(BIN)/ansible-doc --json raibid.queue.$$module | grep -q '"examples"' \
+	    || { echo "no docs for $$module"; exit 1; }; \
+	done
+	cd $(BUILD) && $(BIN)/python -m galaxy_importer.main $(TARBALL)
+	cp $(TARBALL) $(BUILD)/raibid-queue.tar.gz
+	$(BIN)/ansible-builder create -f execution-environment.yml --context $(BUILD)/ee
+	$(BIN)/python tests/utils/check_ee_context.py $(BUILD)/ee $(BUILD)/raibid-queue.tar.gz $(BUILD)/collections
+	@echo "Built, checked, importable and documented: $(TARBALL)"
 
 # Every test that needs Kubernetes: on RAIBID_TEST_KUBECONFIG's cluster if set, else on the local testbed,
 # which is started here and stopped afterwards whatever happens.
@@ -69,6 +81,15 @@ kube: deps
 	  export RAIBID_TEST_KUBECONFIG; \
 	fi; \
 	$(BIN)/python -m pytest tests/testbed && $(MAKE) --no-print-directory molecule
+
+# The README's deploy command: the cluster of KUBECONFIG or ~/.kube/config, else the local testbed (started here,
+# with its progress on the terminal), then the design's own command.
+deploy: deps
+	@if [ -z "$${KUBECONFIG:-}" ] && [ ! -f "$$HOME/.kube/config" ] && [ -z "$${RAIBID_TEST_KUBECONFIG:-}" ]; then \
+	  echo "No KUBECONFIG or ~/.kube/config: deploying on the local testbed (testbed/README.md)"; \
+	  bash testbed/testbed.sh up; \
+	fi
+	$(BIN)/ansible-playbook setup-redis.yml
 
 testbed-up:
 	@bash testbed/testbed.sh up
