@@ -12,7 +12,7 @@ APT_PACKAGES := redis-server redis-tools shellcheck
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: deps deploy test units functional sanity lint build kube testbed-up testbed-down molecule clean
+.PHONY: deps deploy test units functional sanity lint build kube testbed-up testbed-down testbed-purge molecule clean
 
 deps: $(VENV)/.deps-done
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -96,6 +96,10 @@ testbed-up:
 
 testbed-down:
 	@bash testbed/testbed.sh down
+
+# Also undoes what down leaves: packages and kernel module the testbed added, its logs and build cache.
+testbed-purge:
+	@bash testbed/testbed.sh purge
 
 # The role's scenarios; their output is searched for the password the default scenario generated.
 MOLECULE_SCENARIOS ?= default setup_playbook rollback teardown bad_input replication sentinel

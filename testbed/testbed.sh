@@ -9,6 +9,8 @@
 #   testbed.sh down    stop what `up` started (by PID), unmount, remove its links,
 #                      iptables rules and state; harmless when already down
 #   testbed.sh status  show what runs
+#   testbed.sh purge   down, then also what down leaves: the Debian packages and kernel module `up`
+#                      added, the logs and the build cache (see testbed/README.md)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,12 +36,15 @@ ETCD_CLIENT="127.0.0.1:23790"  # not the default port: never collide with anothe
 ETCD_PEER="127.0.0.1:23800"
 API="https://$NODE_IP:6443"
 
+# What `up` added to the host beyond $STATE (packages, kernel modules): kept by `down`, undone by `purge`.
+HOST_CHANGES="$STATE/host-changes"
 PKI="$STATE/pki"
 LOGS="$STATE/logs"
 PIDS="$STATE/pids"
 CTRD_SOCK="$STATE/containerd/run/containerd.sock"
 ADMIN_KUBECONFIG="$STATE/admin.kubeconfig"
-KUBECTL="${KUBECTL:-/usr/bin/kubectl}"
+# The kubectl built with the cluster (cluster/build.sh), unless one is given.
+KUBECTL="${KUBECTL:-$CACHE/k8s/$RAIBID_K8S_VERSION/bin/kubectl}"
 # Kernel settings that we (ip_forward) or kubelet (the rest) change; restored by down.
 TOUCHED_SYSCTLS=(net/ipv4/ip_forward vm/overcommit_memory vm/panic_on_oom kernel/panic
   kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
@@ -155,11 +160,11 @@ ensure_packages() {
     if [[ "$p" == /* ]]; then [[ -x "$p" ]] || need+=("${pkgs[$p]}")
     else command -v "$p" >/dev/null || need+=("${pkgs[$p]}"); fi
   done
-  [[ -x "$KUBECTL" ]] || die "kubectl not found at $KUBECTL (set KUBECTL=...)"
   if ((${#need[@]})); then
     log "installing Debian packages: ${need[*]}"
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+    printf 'package %s\n' "${need[@]}" >>"$HOST_CHANGES"
   fi
 }
 
@@ -293,7 +298,12 @@ ensure_network() {
   if [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]]; then
     echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
   else
-    modprobe br_netfilter 2>/dev/null || log "warning: br_netfilter unavailable"
+    if modprobe br_netfilter 2>/dev/null; then
+      echo "module br_netfilter" >>"$HOST_CHANGES"
+      echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
+    else
+      log "warning: br_netfilter unavailable"
+    fi
   fi
 
   # Nothing from the pod network leaves the machine: drop forwarded pod traffic
@@ -600,6 +610,7 @@ cmd_up() {
   ensure_packages
   log "kubernetes binaries (cache: $CACHE)"
   BIN="$(bash "$HERE/cluster/build.sh")"
+  [[ -x "$KUBECTL" ]] || die "kubectl not found at $KUBECTL (set KUBECTL=...)"
   COREDNS="$(bash "$HERE/cluster/build-coredns.sh")"
   log "container images"
   # shellcheck source=/dev/null
@@ -714,6 +725,7 @@ cmd_down() {
   [[ $EUID -eq 0 ]] || die "must run as root"
   [[ -d "$STATE" ]] || { log "not up (no $STATE)"; return 0; }
   BIN="$CACHE/k8s/$RAIBID_K8S_VERSION/bin"  # for kube-proxy --cleanup; never builds
+  [[ -x "$KUBECTL" ]] || KUBECTL="$(command -v kubectl || echo kubectl)"
   drain_pods
   stop_proc local-path-provisioner
   stop_proc kubelet
@@ -742,8 +754,32 @@ cmd_down() {
   # Fresh cluster on every `up`: certificates, etcd data, volumes all go; the
   # logs stay (for a post-mortem) until the next `up` from scratch.
   log "removing $STATE (except logs/)"
-  find "$STATE" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf --one-file-system {} +
+  find "$STATE" -mindepth 1 -maxdepth 1 ! -name logs ! -name host-changes -exec rm -rf --one-file-system {} +
   log "down"
+}
+
+cmd_purge() {
+  cmd_down
+  local kind name packages=()
+  if [[ -s "$HOST_CHANGES" ]]; then
+    while read -r kind name; do
+      case "$kind" in
+        module) log "unloading kernel module $name"; modprobe -r "$name" 2>/dev/null || log "$name is in use, left loaded" ;;
+        package) packages+=("$name") ;;
+      esac
+    done <"$HOST_CHANGES"
+  fi
+  if ((${#packages[@]})); then
+    log "removing the Debian packages the testbed installed: ${packages[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${packages[@]}" >/dev/null
+  fi
+  log "removing $STATE"
+  rm -rf --one-file-system "$STATE"
+  if [[ "$(basename "$CACHE")" == raibid && -d "$CACHE" ]]; then
+    log "removing the build cache $CACHE ($(du -sh "$CACHE" | cut -f1))"
+    rm -rf --one-file-system "$CACHE"
+  fi
+  log "left alone, shared with any Go work: Go's module and build caches ('go clean -modcache -cache' empties them)"
 }
 
 cmd_status() {
@@ -764,5 +800,6 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  purge) cmd_purge ;;
+  *) echo "usage: $0 up|down|status|purge" >&2; exit 2 ;;
 esac

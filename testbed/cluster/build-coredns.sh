@@ -40,8 +40,9 @@ if [[ -x "$OUT" ]]; then
   exit 0
 fi
 
-export PATH="/usr/local/go/bin:$PATH"
-command -v go >/dev/null || { log "go not found"; exit 1; }
+# shellcheck source=testbed/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+ensure_go
 mkdir -p "$ROOT/src"
 cd "$ROOT/src"
 cat >go.mod <<GOMOD
@@ -53,9 +54,10 @@ require github.com/coredns/coredns $VERSION
 GOMOD
 printf '%s' "$MAIN_GO" >main.go
 log "go mod tidy for coredns $VERSION"
-go mod tidy >&2
+with_progress "resolving CoreDNS modules" go mod tidy >&2
 log "building coredns $VERSION"
 start=$SECONDS
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$OUT" . >&2
+export CGO_ENABLED=0
+with_progress "building CoreDNS $VERSION" go build -trimpath -ldflags "-s -w" -o "$OUT" . >&2
 log "built coredns in $((SECONDS - start))s"
 echo "$OUT"

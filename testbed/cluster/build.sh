@@ -9,7 +9,8 @@ K8S_VERSION="${RAIBID_K8S_VERSION:-v1.34.4}"
 CACHE="${RAIBID_CACHE:-$HOME/.cache/raibid}"
 ROOT="$CACHE/k8s/$K8S_VERSION"
 BIN="$ROOT/bin"
-CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+# kubectl too, so that the client matches the cluster it drives.
+CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 
 log() { echo "[testbed build] $*" >&2; }
 
@@ -24,8 +25,9 @@ if have_all; then
   exit 0
 fi
 
-export PATH="/usr/local/go/bin:$PATH"
-command -v go >/dev/null || { log "go not found (need Go >= 1.24)"; exit 1; }
+# shellcheck source=testbed/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+ensure_go
 
 src="$ROOT/src"
 mkdir -p "$src" "$BIN"
@@ -62,7 +64,7 @@ mapfile -t staging < <(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => \./staging/.*#\1#p
 } > tools.go
 
 log "go mod tidy (downloads modules the first time)"
-go mod tidy >&2
+with_progress "resolving modules" go mod tidy >&2
 
 # Version stamps so the node and `kubectl version` report the real release.
 minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
@@ -77,7 +79,8 @@ for c in "${CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
 log "building ${CMDS[*]} (one go build, a cold build takes a long while on 2 cores)"
 start=$SECONDS
 # One invocation shares compiled packages between the binaries; static like upstream.
-CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$BIN/" "${pkgs[@]}" >&2
+export CGO_ENABLED=0  # static, like upstream
+with_progress "building Kubernetes $K8S_VERSION" go build -trimpath -ldflags "$ldflags" -o "$BIN/" "${pkgs[@]}" >&2
 log "built in $((SECONDS - start))s"
 have_all || { log "build finished but binaries are missing"; exit 1; }
 echo "$BIN"

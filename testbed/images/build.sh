@@ -30,6 +30,8 @@ done
 [[ ${#targets[@]} -gt 0 ]] || targets=(pause redis redis-exporter)
 
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+# shellcheck source=testbed/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 
 check_tools() {
@@ -158,8 +160,8 @@ GOMOD
         cd "$mod"
         export GONOSUMDB=github.com/oliver006/redis_exporter GOFLAGS="-mod=mod -buildvcs=false" \
             CGO_ENABLED=0 GOTOOLCHAIN=local
-        "$GO" mod tidy >&2
-        "$GO" build -trimpath -ldflags "-s -w -X main.BuildVersion=${ver#v}" -o "$out.tmp" \
+        with_progress "resolving redis_exporter modules" "$GO" mod tidy >&2
+        with_progress "compiling redis_exporter" "$GO" build -trimpath -ldflags "-s -w -X main.BuildVersion=${ver#v}" -o "$out.tmp" \
             github.com/oliver006/redis_exporter >&2
     )
     rm -rf "$mod"

@@ -51,7 +51,7 @@ def user_env(home, **extra):
     go = shutil.which('go') or '/usr/local/go/bin/go'
     if Path(go).exists():
         for key in ('GOPATH', 'GOCACHE', 'GOMODCACHE'):
-            env.setdefault(key, subprocess.run([go, 'env', key], capture_output=True, text=True).stdout.strip())
+            env.setdefault(key, subprocess.run([go, 'env', key], capture_output=True, text=True, check=False).stdout.strip())
     env.update(HOME=str(home), ANSIBLE_NOCOLOR='1', **extra)
     home.mkdir(exist_ok=True)
     return env

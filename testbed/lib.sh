@@ -1,0 +1,47 @@
+# Shared by the testbed's build scripts (sourced): the Go toolchain check and progress for long steps.
+# shellcheck shell=bash
+
+# Go >= 1.24 builds Kubernetes 1.34, CoreDNS and helm. A Go from 1.21 on can fetch a newer toolchain
+# from the Go module proxy by itself when GOTOOLCHAIN names one.
+RAIBID_GO_MIN=1.24
+RAIBID_GO_TOOLCHAIN=go1.27.3
+
+ensure_go() {
+  export PATH="/usr/local/go/bin:$PATH"
+  local version minor
+  if ! version="$(go env GOVERSION 2>/dev/null)"; then
+    echo "[testbed] ERROR: Go not found. Install Go >= $RAIBID_GO_MIN (Debian 12's golang is 1.19, too old)." >&2
+    return 1
+  fi
+  minor="${version#go1.}"; minor="${minor%%.*}"; minor="${minor%%rc*}"
+  if ((minor >= ${RAIBID_GO_MIN#1.})); then return 0; fi
+  if ((minor >= 21)); then
+    echo "[testbed] $version is older than Go $RAIBID_GO_MIN: using toolchain $RAIBID_GO_TOOLCHAIN from the Go module proxy" >&2
+    export GOTOOLCHAIN="$RAIBID_GO_TOOLCHAIN"
+    return 0
+  fi
+  echo "[testbed] ERROR: $version is too old and cannot fetch a newer toolchain (needs 1.21+)." \
+    "Install Go >= $RAIBID_GO_MIN." >&2
+  return 1
+}
+
+# with_progress PHASE COMMAND...: runs COMMAND, saying every 30 s that PHASE is still going; returns its status.
+with_progress() {
+  local phase="$1" pid started=$SECONDS status=0; shift
+  "$@" &
+  pid=$!
+  while ! wait_or_tick "$pid" 30; do
+    echo "[testbed] still $phase ($((SECONDS - started))s)" >&2
+  done
+  wait "$pid" || status=$?
+  return "$status"
+}
+
+wait_or_tick() {  # wait_or_tick PID SECONDS: true once PID has exited, false after SECONDS while it runs
+  local i
+  for ((i = 0; i < $2 * 5; i++)); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  return 1
+}
