@@ -29,6 +29,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+# A fresh virtualenv and a deployment in one fixture: more than the default 600 s on a busy machine.
+pytestmark = pytest.mark.timeout(1800)
 
 
 def bash_blocks(text):
