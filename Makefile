@@ -11,19 +11,23 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/raibid/queue
 APT_PACKAGES := redis-server redis-tools shellcheck
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
+# PROGRESS PHASE COMMAND...: runs COMMAND, printing a line every 30 s while it runs.
+PROGRESS := bash $(CURDIR)/testbed/lib.sh
 
 .PHONY: deps deploy test units functional sanity lint build kube testbed-up testbed-down testbed-purge molecule clean
 
 deps: $(VENV)/.deps-done
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "Installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(PROGRESS) "installing$$missing" \
+	    apt-get install -y -qq $$missing >/dev/null; fi
 	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn $(CURDIR) $(COLLECTION_LINK)
 
 $(VENV)/.deps-done: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements-dev.txt
+	@echo "Installing requirements-dev.txt into $(VENV)"
+	@$(PROGRESS) "installing requirements-dev.txt" $(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
 test: deps units functional sanity lint build kube

@@ -1,4 +1,5 @@
 # Shared by the testbed's build scripts (sourced): the Go toolchain check and progress for long steps.
+# Run as a command, `bash testbed/lib.sh PHASE COMMAND...` is with_progress (the Makefile uses it).
 # shellcheck shell=bash
 
 # Go >= 1.24 builds Kubernetes 1.34, CoreDNS and helm. A Go from 1.21 on can fetch a newer toolchain
@@ -31,7 +32,7 @@ with_progress() {
   "$@" &
   pid=$!
   while ! wait_or_tick "$pid" 30; do
-    echo "[testbed] still $phase ($((SECONDS - started))s)" >&2
+    echo "... still $phase ($((SECONDS - started))s)" >&2
   done
   wait "$pid" || status=$?
   return "$status"
@@ -45,3 +46,7 @@ wait_or_tick() {  # wait_or_tick PID SECONDS: true once PID has exited, false af
   done
   return 1
 }
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  with_progress "$@"
+fi
