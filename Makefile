@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 # PROGRESS PHASE COMMAND...: runs COMMAND, printing a line every 30 s while it runs.
 PROGRESS := bash $(CURDIR)/testbed/lib.sh
 
-.PHONY: deps deploy test units functional sanity lint build kube testbed-up testbed-down testbed-purge molecule clean
+.PHONY: deps deploy bench test units functional sanity lint build kube testbed-up testbed-down testbed-purge molecule clean
 
 deps: $(VENV)/.deps-done
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -94,6 +94,11 @@ deploy: deps
 	  bash testbed/testbed.sh up; \
 	fi
 	$(BIN)/ansible-playbook setup-redis.yml
+
+# Speed of the role beside a bare helm script, as ratios side by side in one run (not part of make test):
+# tests/bench/bench.py, on RAIBID_TEST_KUBECONFIG's cluster or the local testbed.
+bench: deps
+	$(BIN)/python tests/bench/bench.py
 
 testbed-up:
 	@bash testbed/testbed.sh up
