@@ -93,11 +93,12 @@ def group_backlog(client, stream, group, limit):
     return lag + group['pending']
 
 
-def plan_trim(client, stream, max_length, threshold, approximate, adding=0):
+def plan_trim(client, stream, max_length, threshold, approximate, adding=0, pretend_group=None):
     """What trimming would do now, read-only: the command to run and the counts it would produce.
 
     max_length 0 never trims. threshold is the length above which a trim is due (max_length, or more to
-    leave room for approximate trimming). adding counts entries about to be added (check mode of redis_job).
+    leave room for approximate trimming). adding counts entries about to be added (check mode of redis_job);
+    pretend_group is a group about to be created (check mode of redis_queue).
 
     Returns a dict: length, groups (facts), trim (XTRIM arguments or None), trimmed (entries it removes;
     for an approximate trim without groups, the most), kept_unprocessed (entries above max_length kept
@@ -106,6 +107,8 @@ def plan_trim(client, stream, max_length, threshold, approximate, adding=0):
     exists = bool(client.exists(stream))
     length = (client.xlen(stream) if exists else 0) + adding
     groups = group_facts(client, stream) if exists else []
+    if pretend_group:
+        groups.append(pretend_group)
     plan = dict(length=length, groups=groups, trim=None, trimmed=0, kept_unprocessed=0, backlog=length,
                 slowest_group=None)
     excess = max(0, length - max_length) if max_length else 0

@@ -12,9 +12,11 @@ module: redis_job
 short_description: Enqueue jobs on the raibid job queue
 version_added: 0.1.0
 description:
-  - Adds jobs to a Redis stream the way raibid producers do,
-    C(XADD <stream> MAXLEN ~ <max_length> * job_id <id> job_type <type> payload <json>).
-  - Several jobs are sent in one pipeline, in order.
+  - Adds jobs to a Redis stream the way raibid producers do, C(XADD <stream> * job_id <id> job_type <type> payload <json>).
+  - Several jobs are sent in pipelines of 1000, in order. The whole list is checked before anything is sent.
+  - Never drops a job to make room. After the batch, processed history beyond O(max_length) is trimmed the way
+    M(raibid.queue.redis_queue) trims it, never a job some consumer group has not processed.
+  - With O(max_backlog), refuses the whole batch when the queue is full.
   - Every run adds entries. This module is not idempotent, like a message sent twice.
 author:
   - raibid maintainers (@raibid)
@@ -23,7 +25,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Validates the jobs and the stream, reports a change, and writes nothing.
+    description: Validates the jobs and the stream, checks O(max_backlog), predicts the trim, reports a change,
+      and writes nothing.
   diff_mode:
     support: none
     description: There is nothing to compare; the new entries are returned.
@@ -38,9 +41,26 @@ options:
     default: 'raibid:jobs'
   max_length:
     description:
-      - Approximate cap passed with each C(XADD) as C(MAXLEN ~). V(0) adds without a cap.
+      - Processed entries to keep at most; after the batch, older ones are trimmed. V(0) never trims.
+      - An entry is removed only when every consumer group has had it delivered and none holds it pending
+        (C(XTRIM MINID)); a stream without groups is trimmed by length (C(XTRIM MAXLEN ~)). Trimming starts once
+        the stream is longer than O(max_length) plus C(stream-node-max-entries) (100 when C(CONFIG GET) is
+        refused).
+      - Jobs are never dropped to make room; see O(max_backlog) to refuse new ones instead.
     type: int
     default: 10000
+  max_backlog:
+    description:
+      - "Refuse the batch when the jobs waiting plus the batch would exceed this number, with the error
+        C(queue full: N jobs waiting, limit M), writing nothing of the batch."
+      - V(0) (the default) sets no limit.
+      - Jobs waiting are those of the slowest consumer group not delivered yet or not acknowledged (lag plus
+        pending), or every entry of a stream without groups.
+      - The check runs before the batch; producers running at the same moment can together pass the limit by
+        their batches.
+      - Redis' own C(maxmemory) stays the hard limit; its refusals are reported as errors too.
+    type: int
+    default: 0
   job_type:
     description:
       - Type of the one job to enqueue. Mutually exclusive with O(jobs).
@@ -57,20 +77,26 @@ options:
   jobs:
     description:
       - Several jobs to enqueue, in order. Mutually exclusive with O(job_type).
+      - Each is a dictionary with C(job_type) (required, a string), C(job_id) (a string; a random UUID when not
+        set) and C(payload) (any data, stored serialised as JSON; V({}) when not set). Other keys are an error.
+      - The list is checked by the module itself in one pass, which keeps batches of 100000 jobs fast.
     type: list
     elements: dict
-    suboptions:
-      job_type:
-        description: Type of the job.
-        type: str
-        required: true
-      job_id:
-        description: ID of the job; a random UUID when not set.
-        type: str
-      payload:
-        description: Data of the job, any type; it is stored serialised as JSON.
-        type: raw
-        default: {}
+  jobs_file:
+    description:
+      - A JSON file on the host that runs the module holding the job list, in the format of O(jobs). Mutually
+        exclusive with O(jobs) and O(job_type).
+      - For big batches, this skips Ansible's handling of a long argument (copying and echoing it), which takes
+        longer than sending the jobs.
+    type: path
+notes:
+  - Job types and IDs, like the stream name, must not be empty, only whitespace, or contain control characters.
+  - B(Retrying a refused batch.) When Redis refuses a job part-way (out of memory, read-only replica, a
+    permission), the task fails with RV(changed=true) if any job was written, RV(entry_ids) with the ID of every
+    written job and null for the others, and RV(not_written) with the indexes of the jobs to send again. Retry
+    with only those, for example with the expression C(failed.not_written | map('extract', my_jobs\) | list) as
+    O(jobs) (see EXAMPLES), and no job is enqueued twice. If the connection broke during a pipeline, RV(uncertain) lists the jobs whose fate is
+    unknown; look for their C(job_id) in the stream before sending them again.
 seealso:
   - module: raibid.queue.redis_queue
 '''
@@ -85,9 +111,10 @@ EXAMPLES = r'''
       ref: main
   register: job
 
-- name: Enqueue a batch in one round trip
+- name: Enqueue a batch in one round trip, refused as a whole when 50000 jobs already wait
   raibid.queue.redis_job:
     login_password: "{{ redis_password }}"
+    max_backlog: 50000
     jobs:
       - job_id: test-1
         job_type: test
@@ -95,18 +122,34 @@ EXAMPLES = r'''
       - job_id: test-2
         job_type: test
         payload: {suite: integration}
+
+- name: Enqueue a big batch; should Redis refuse part of it, send only the jobs it did not take
+  block:
+    - name: Enqueue the batch
+      raibid.queue.redis_job:
+        login_password: "{{ redis_password }}"
+        jobs: "{{ my_jobs }}"
+      register: batch
+  rescue:
+    - name: Send again the jobs that were not written (after freeing memory)
+      raibid.queue.redis_job:
+        login_password: "{{ redis_password }}"
+        jobs: "{{ batch.not_written | map('extract', my_jobs) | list }}"
+      when: batch.not_written is defined and not batch.uncertain
 '''
 
 RETURN = r'''
 entry_ids:
-  description: Stream entry IDs assigned by Redis, in the order of the jobs; empty in check mode.
-  returned: success
+  description:
+    - Stream entry IDs assigned by Redis, in the order of the jobs; empty in check mode.
+    - When the batch failed part-way, one item per job, null for the jobs that were not written.
+  returned: success, and failure after the batch started
   type: list
   elements: str
   sample: ['1764557999000-0']
 job_ids:
   description: The job IDs enqueued, including generated ones, in the order of the jobs.
-  returned: success
+  returned: success, and failure after the batch started
   type: list
   elements: str
   sample: ['8c0f5d1e-6a3b-4f7e-9a59-0c1c4f4f3b7a']
@@ -115,6 +158,41 @@ stream:
   returned: success
   type: str
   sample: 'raibid:jobs'
+trimmed:
+  description: Processed entries trimmed after the batch (in check mode, that would be).
+  returned: success
+  type: int
+  sample: 0
+kept_unprocessed:
+  description: Entries above O(max_length) kept because a consumer group has not processed them yet.
+  returned: success
+  type: int
+  sample: 0
+backlog:
+  description:
+    - Jobs waiting in the slowest consumer group (lag plus pending), or the stream length without groups, after
+      the batch (in check mode, as it would be). On a V(queue full) failure, before the batch.
+  returned: when O(max_length) or O(max_backlog) is set, or in check mode
+  type: int
+  sample: 12
+written:
+  description: Number of jobs written before the batch failed.
+  returned: failure after the batch started
+  type: int
+  sample: 7474
+not_written:
+  description: Indexes (from 0) in the job list of the jobs that were surely not written; send only these again.
+  returned: failure after the batch started
+  type: list
+  elements: int
+  sample: [7474, 7475]
+uncertain:
+  description:
+    - Indexes of jobs whose fate is unknown because the connection broke while their pipeline ran.
+  returned: failure after the batch started
+  type: list
+  elements: int
+  sample: []
 '''
 
 import json
@@ -182,6 +260,19 @@ def batch_fields(module, jobs):
     return fields
 
 
+def read_jobs_file(module, path):
+    try:
+        with open(path) as f:
+            jobs = json.load(f)
+    except (OSError, UnicodeDecodeError) as e:
+        module.fail_json(msg='Cannot read jobs_file %s: %s' % (path, e))
+    except ValueError as e:
+        module.fail_json(msg='jobs_file %s does not hold JSON: %s' % (path, e))
+    if not isinstance(jobs, list):
+        module.fail_json(msg='jobs_file %s must hold a JSON list of jobs, not %s.' % (path, type(jobs).__name__))
+    return jobs
+
+
 def write_batch(client, stream, jobs):
     """XADD every job, CHUNK at a time; stops after the first chunk with a refusal.
 
@@ -230,7 +321,7 @@ def fail_partial(module, result, error, uncertain):
                'not_written lists the indexes to send again, and only those.'
                % (redis_error_message('add a job to %s' % module.params['stream'], refusal), index + 1, total,
                   index, written))
-    module.fail_json(msg=msg, **result)
+    module.fail_json(msg=msg, invocation=invocation(module), **result)
 
 
 def trim_after_batch(module, client, result, threshold):
@@ -250,6 +341,19 @@ def trim_after_batch(module, client, result, threshold):
         module.warn(warning)
 
 
+def invocation(module):
+    """The module arguments Ansible echoes back, with a long job list summarised: echoing and scrubbing 100000
+    jobs cost more than sending them."""
+    params = dict(module.params)
+    if params['jobs'] is not None and len(params['jobs']) > 10:
+        params['jobs'] = '(%d jobs)' % len(params['jobs'])
+    return dict(module_args=params)
+
+
+def exit_batch(module, result):
+    module.exit_json(invocation=invocation(module), **result)
+
+
 def run_module():
     argument_spec = redis_connection_argument_spec()
     argument_spec.update(
@@ -260,11 +364,12 @@ def run_module():
         job_id=dict(type='str'),
         payload=dict(type='raw', default={}),
         jobs=dict(type='list', elements='dict'),
+        jobs_file=dict(type='path'),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        mutually_exclusive=[('jobs', 'job_type'), ('jobs', 'job_id')],
-        required_one_of=[('jobs', 'job_type')],
+        mutually_exclusive=[('jobs', 'jobs_file', 'job_type'), ('jobs', 'jobs_file', 'job_id')],
+        required_one_of=[('jobs', 'jobs_file', 'job_type')],
         supports_check_mode=True,
     )
     params = module.params
@@ -273,6 +378,8 @@ def run_module():
     for name in ('max_length', 'max_backlog'):
         if params[name] < 0:
             module.fail_json(msg='%s must be 0 (off) or more, got %d.' % (name, params[name]))
+    if params['jobs_file']:
+        params['jobs'] = read_jobs_file(module, params['jobs_file'])
     if params['jobs'] is not None:
         if not params['jobs']:
             module.fail_json(msg='jobs must not be an empty list.')
@@ -295,7 +402,7 @@ def run_module():
             if module.check_mode:
                 result.update(trimmed=plan['trimmed'], kept_unprocessed=plan['kept_unprocessed'],
                               backlog=plan['backlog'])
-                module.exit_json(**result)
+                exit_batch(module, result)
         result['entry_ids'], error, uncertain = write_batch(client, stream, jobs)
         if error:
             fail_partial(module, result, error, uncertain)
@@ -303,10 +410,11 @@ def run_module():
             trim_after_batch(module, client, result, threshold)
     except redis_exceptions.RedisError as e:
         written = any(result['entry_ids'])
-        module.fail_json(msg=redis_error_message('add jobs to %s' % stream, e), **dict(result, changed=written))
+        module.fail_json(msg=redis_error_message('add jobs to %s' % stream, e), invocation=invocation(module),
+                         **dict(result, changed=written))
     finally:
         client.close()
-    module.exit_json(**result)
+    exit_batch(module, result)
 
 
 def main():

@@ -14,8 +14,10 @@ version_added: 0.1.0
 description:
   - Checks that Redis answers C(PING), then makes sure a stream and its consumer group exist with
     C(XGROUP CREATE <stream> <group> <start_id> MKSTREAM).
-  - Keeps the stream near O(max_length) entries with C(XTRIM), and writes the credentials file that raibid
-    workers and tools read.
+  - Trims processed history beyond O(max_length) entries with C(XTRIM), never a job some consumer group has not
+    processed, and writes the credentials file that raibid workers and tools read.
+  - Checks every option and the credentials file before anything is sent to Redis. Should a step fail after an
+    earlier one changed Redis, the failure says so with RV(changed=true) and the RV(commands) that ran.
   - With O(state=absent), removes the consumer group, the credentials file, and the stream only when
     O(delete_stream=true).
 author:
@@ -28,7 +30,10 @@ attributes:
     description: Predicts every change with read-only commands and changes nothing.
   diff_mode:
     support: full
-    description: Shows the consumer group, stream length and credentials file before and after, password masked.
+    description:
+      - Shows the consumer group, stream length and credentials file before and after.
+      - Secrets are masked (V(******** (changed\)) when a new value replaces an old one), and so are the values of
+        keys in the file that the module does not write.
   idempotent:
     support: full
     description: A second run with the same options reports no change.
@@ -59,15 +64,23 @@ options:
     default: '$'
   max_length:
     description:
-      - Entries to keep at most. A longer stream is trimmed, oldest entries first. V(0) never trims.
-      - With O(trim_mode=approximate), Redis removes whole internal nodes only, so the stream stays up to
-        C(stream-node-max-entries) (100 by default) entries above O(max_length); the module trims only when
-        the stream is longer than that, so that check mode predicts the change exactly.
+      - Processed entries to keep at most. V(0) never trims.
+      - An entry is removed only when every consumer group of the stream has had it delivered and none holds it
+        pending (the slowest group decides), oldest first, and only as many as bring the stream down to
+        O(max_length); this runs as C(XTRIM <stream> MINID = <id>). Jobs not processed yet are kept however many
+        they are; RV(kept_unprocessed) counts those above O(max_length), and the module warns when the jobs
+        waiting in the slowest group (lag plus pending) exceed O(max_length).
+      - With O(trim_mode=approximate) the module trims only when the stream is longer than O(max_length) plus
+        C(stream-node-max-entries) (read from the server; 100, the Redis default, when C(CONFIG GET) is refused),
+        so that it does not trim a few entries on every run.
     type: int
     default: 10000
   trim_mode:
     description:
-      - V(approximate) trims with C(XTRIM MAXLEN ~), which is much cheaper; V(exact) with C(XTRIM MAXLEN =).
+      - V(approximate) leaves up to C(stream-node-max-entries) entries above O(max_length) before trimming
+        (without groups it trims with the cheaper C(XTRIM MAXLEN ~)); V(exact) trims down to O(max_length) on every
+        run.
+      - Trimming by C(MINID) is always exact, so that check mode predicts it exactly.
     type: str
     choices: [approximate, exact]
     default: approximate
@@ -83,6 +96,9 @@ options:
         C(tls) (V(true)) when O(tls=true), since workers then need TLS too.
       - The file is replaced atomically with mode C(0600); missing directories are created with mode C(0700).
         The same content again is not a change.
+      - The path must be absent or a regular file (not a symbolic link, directory or FIFO) that this user can read
+        and write, holding a JSON object (or nothing); anything else is an error that names the file, before
+        Redis is touched.
       - When not set, no file is written (or removed).
     type: path
   credentials_host:
@@ -104,9 +120,23 @@ options:
     description:
       - More keys for the credentials file, for example how Sentinel-aware clients find the master.
       - They cannot replace the keys the module writes itself.
+      - Values of keys whose names contain C(password), C(passwd), C(secret), C(token), C(credential), C(private)
+        or C(api_key), and of keys listed in O(credentials_secret_keys), are secrets, masked in the diff and
+        never shown in any output.
     type: dict
+  credentials_secret_keys:
+    description:
+      - More keys of O(credentials_extra) whose values are secrets (see there).
+    type: list
+    elements: str
 notes:
   - The consumer group is created with C(MKSTREAM), so the stream appears empty at first.
+  - "Commands used: C(PING), C(TYPE), C(EXISTS), C(XLEN), C(XRANGE), C(XREVRANGE), C(XINFO GROUPS), C(XPENDING),
+    C(XGROUP CREATE) or C(XGROUP DESTROY), C(XTRIM), C(DEL) (with O(delete_stream=true)), and if allowed C(INFO)
+    and C(CONFIG GET) (without them the version is null and the node size assumed, with a warning). An ACL user
+    needs these on the stream's key."
+  - The trim point is computed, then applied; a consumer group created in between by someone else is not
+    protected by that run.
   - The credentials file holds the password; the module never returns nor logs it, and the diff masks it.
 seealso:
   - module: raibid.queue.redis_queue_info
@@ -214,18 +244,42 @@ group:
       sample: 0
 trimmed:
   description:
-    - Entries removed by trimming. In check mode with O(trim_mode=approximate), the most that would be removed.
+    - Entries removed by trimming (in check mode, that would be). Without consumer groups and with
+      O(trim_mode=approximate), check mode gives the most that would be removed.
   returned: success
   type: int
   sample: 0
+kept_unprocessed:
+  description:
+    - Entries above O(max_length) that were kept because a consumer group has not processed them yet.
+  returned: success
+  type: int
+  sample: 4900
+backlog:
+  description:
+    - Jobs waiting in the slowest consumer group, not delivered yet (lag) plus delivered and not acknowledged
+      (pending); the stream length when it has no group.
+  returned: when O(state=present), the stream existed and O(max_length) is not 0
+  type: int
+  sample: 15000
+credentials_changes:
+  description:
+    - What a write of the credentials file changes, as key names (and C(mode) when the file mode is corrected),
+      never values, for example V([password]) after a password rotation.
+  returned: when the credentials file is written
+  type: list
+  elements: str
+  sample: [password]
 credentials_path:
   description: Absolute path of the credentials file, when O(credentials_path) is set.
   returned: when O(credentials_path) is set
   type: str
   sample: /home/ci/.raibid/redis-credentials.json
 commands:
-  description: Redis commands that changed something (in check mode, that would have), without secrets.
-  returned: success
+  description:
+    - Redis commands that changed something (in check mode, that would have), without secrets.
+    - On a failure, the commands that ran before it; RV(changed) is then V(true) when there are any.
+  returned: always
   type: list
   elements: str
   sample: ['XGROUP CREATE raibid:jobs raibid-workers $ MKSTREAM']
@@ -459,6 +513,18 @@ def trim_threshold(module, client):
     return params['max_length'] + node_max, known
 
 
+def new_group(module, client):
+    """The group XGROUP CREATE would make now, as group_facts() shows groups, for check mode's trim plan."""
+    params = module.params
+    if params['start_id'] == '$':
+        last = client.xrevrange(params['stream'], count=1)
+        start, lag = (last[0][0] if last else '0-0'), 0
+    else:
+        start, lag = ('0-0' if params['start_id'] == '0' else params['start_id']), None
+    return dict(name=params['consumer_group'], consumers=0, pending=0, last_delivered_id=start, entries_read=None,
+                lag=lag)
+
+
 def ensure_present(module, client, run):
     params, result = module.params, run.result
     stream, group = params['stream'], params['consumer_group']
@@ -481,7 +547,8 @@ def ensure_present(module, client, run):
     if stream_exists and params['max_length']:
         threshold, node_size_known = trim_threshold(module, client)
         plan = plan_trim(client, stream, params['max_length'], threshold,
-                         approximate=params['trim_mode'] == 'approximate')
+                         approximate=params['trim_mode'] == 'approximate',
+                         pretend_group=None if existing or not module.check_mode else new_group(module, client))
         result['kept_unprocessed'] = plan['kept_unprocessed']
         result['backlog'] = plan['backlog']
         if plan['trim']:
