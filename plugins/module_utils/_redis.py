@@ -10,7 +10,6 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import errno
 import re
 import socket
 import time

@@ -92,7 +92,7 @@ options:
 notes:
   - Job types and IDs, like the stream name, must not be empty, only whitespace, or contain control characters.
   - B(Retrying a refused batch.) When Redis refuses a job part-way (out of memory, read-only replica, a
-    permission), the task fails with RV(changed=true) if any job was written, RV(entry_ids) with the ID of every
+    permission), the task fails with C(changed=true) if any job was written, RV(entry_ids) with the ID of every
     written job and null for the others, and RV(not_written) with the indexes of the jobs to send again. Retry
     with only those, for example with the expression C(failed.not_written | map('extract', my_jobs\) | list) as
     O(jobs) (see EXAMPLES), and no job is enqueued twice. If the connection broke during a pipeline, RV(uncertain) lists the jobs whose fate is
@@ -409,9 +409,8 @@ def run_module():
         if params['max_length']:
             trim_after_batch(module, client, result, threshold)
     except redis_exceptions.RedisError as e:
-        written = any(result['entry_ids'])
-        module.fail_json(msg=redis_error_message('add jobs to %s' % stream, e), invocation=invocation(module),
-                         **dict(result, changed=written))
+        result['changed'] = any(result['entry_ids'])
+        module.fail_json(msg=redis_error_message('add jobs to %s' % stream, e), invocation=invocation(module), **result)
     finally:
         client.close()
     exit_batch(module, result)

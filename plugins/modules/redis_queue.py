@@ -17,7 +17,7 @@ description:
   - Trims processed history beyond O(max_length) entries with C(XTRIM), never a job some consumer group has not
     processed, and writes the credentials file that raibid workers and tools read.
   - Checks every option and the credentials file before anything is sent to Redis. Should a step fail after an
-    earlier one changed Redis, the failure says so with RV(changed=true) and the RV(commands) that ran.
+    earlier one changed Redis, the failure says so with C(changed=true) and the RV(commands) that ran.
   - With O(state=absent), removes the consumer group, the credentials file, and the stream only when
     O(delete_stream=true).
 author:
@@ -278,7 +278,7 @@ credentials_path:
 commands:
   description:
     - Redis commands that changed something (in check mode, that would have), without secrets.
-    - On a failure, the commands that ran before it; RV(changed) is then V(true) when there are any.
+    - On a failure, the commands that ran before it; C(changed) is then V(true) when there are any.
   returned: always
   type: list
   elements: str
@@ -290,7 +290,6 @@ import os
 import re
 import stat
 import tempfile
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native

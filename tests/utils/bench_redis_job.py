@@ -32,8 +32,8 @@ def free_port():
 
 
 def jobs(count):
-    return [dict(job_id='job-%d' % i, job_type='build', payload={'repository': 'raibid/raibid-ci', 'ref': 'main',
-                                                                  'attempt': i}) for i in range(count)]
+    payload = {'repository': 'raibid/raibid-ci', 'ref': 'main'}
+    return [dict(job_id='job-%d' % i, job_type='build', payload=dict(payload, attempt=i)) for i in range(count)]
 
 
 WRAPPER = (

@@ -161,14 +161,19 @@ def test_non_redis_peer_fails_at_once(monkeypatch):
     assert len(clients) == 1
 
 
-def test_permanent_dns_failure_is_not_retried(monkeypatch):
+def raised_from_gaierror(code, text):
+    """A ConnectionError raised while handling a resolver error, as redis-py raises it."""
     try:
-        raise socket.gaierror(socket.EAI_NONAME, 'Name or service not known')
-    except socket.gaierror:
         try:
-            raise exceptions.ConnectionError('Error -2 connecting to nowhere.invalid:6379. Name or service not known.')
-        except exceptions.ConnectionError as e:
-            error = e
+            raise socket.gaierror(code, text)
+        except socket.gaierror:
+            raise exceptions.ConnectionError('Error %d connecting to somewhere:6379. %s.' % (code, text))
+    except exceptions.ConnectionError as e:
+        return e
+
+
+def test_permanent_dns_failure_is_not_retried(monkeypatch):
+    error = raised_from_gaierror(socket.EAI_NONAME, 'Name or service not known')
     factory, clients = fake_redis([error])
     monkeypatch.setattr(_redis.redis, 'Redis', factory)
     clock = FakeClock()
@@ -178,13 +183,7 @@ def test_permanent_dns_failure_is_not_retried(monkeypatch):
 
 
 def test_temporary_dns_failure_is_retried(monkeypatch):
-    try:
-        raise socket.gaierror(socket.EAI_AGAIN, 'Temporary failure in name resolution')
-    except socket.gaierror:
-        try:
-            raise exceptions.ConnectionError('Error -3 connecting to x:6379. Temporary failure in name resolution.')
-        except exceptions.ConnectionError as e:
-            error = e
+    error = raised_from_gaierror(socket.EAI_AGAIN, 'Temporary failure in name resolution')
     factory, clients = fake_redis([error, True])
     monkeypatch.setattr(_redis.redis, 'Redis', factory)
     clock = FakeClock()

@@ -150,8 +150,8 @@ def test_credentials_diff_masks_the_password(run_module, client, tmp_path):
     ('"a string"', 'holds JSON that is not an object (str)'),
     ('true', 'holds JSON that is not an object (bool)'),
 ])
-def test_credentials_file_that_is_not_an_object_fails_before_connecting(run_module, monkeypatch, tmp_path, text,
-                                                                         message):
+def test_credentials_file_that_is_not_an_object_fails_before_connecting(run_module, monkeypatch, tmp_path,
+                                                                        text, message):
     monkeypatch.setattr(redis_queue, 'connect', mock.Mock(side_effect=AssertionError('must not connect')))
     path = tmp_path / 'c.json'
     path.write_text(text)
