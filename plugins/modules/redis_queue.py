@@ -500,16 +500,12 @@ class Run(object):
 
 
 def trim_threshold(module, client):
-    """(length above which a trim is due, node size known) -- see the max_length documentation.
-
-    Approximate XTRIM only drops whole radix-tree nodes, each holding at most stream-node-max-entries
-    entries; beyond max_length + that number at least one node must go, so the change is predictable.
-    """
+    """Length above which a trim is due: max_length, plus stream-node-max-entries in approximate mode, so that
+    a few entries are not trimmed on every run (see the max_length documentation)."""
     params = module.params
     if params['trim_mode'] == 'exact':
-        return params['max_length'], True
-    node_max, known = node_max_entries(client)
-    return params['max_length'] + node_max, known
+        return params['max_length']
+    return params['max_length'] + node_max_entries(client)[0]
 
 
 def new_group(module, client):
@@ -544,7 +540,7 @@ def ensure_present(module, client, run):
             result['commands'].pop()
 
     if stream_exists and params['max_length']:
-        threshold, node_size_known = trim_threshold(module, client)
+        threshold = trim_threshold(module, client)
         plan = plan_trim(client, stream, params['max_length'], threshold,
                          approximate=params['trim_mode'] == 'approximate',
                          pretend_group=None if existing or not module.check_mode else new_group(module, client))
@@ -556,12 +552,9 @@ def ensure_present(module, client, run):
             if trimmed is not None:
                 result['trimmed'] = trimmed
                 if not trimmed:
-                    # An approximate trim with a node size we could not read removed nothing: no change.
+                    # Someone else trimmed in between: a trim that removed nothing is no change.
                     result['commands'].pop()
                     run.done.pop()
-            elif not node_size_known and 'maxlen' in plan['trim']:
-                module.warn('CONFIG GET is not allowed, so stream-node-max-entries is assumed to be %d: whether '
-                            'approximate trimming removes entries is a guess in check mode.' % (threshold - params['max_length']))
         warning = backlog_warning(plan, params['max_length'])
         if warning:
             module.warn(warning)
