@@ -19,6 +19,7 @@ options:
       - Host name or IP address of the Redis server to connect to.
       - This is the address the controller (or the managed node the module runs on) reaches Redis through,
         for example C(127.0.0.1) behind a C(kubectl port-forward).
+      - A host name or IP address only, not a URL such as C(redis://host).
     type: str
     default: localhost
   login_port:
@@ -74,8 +75,10 @@ options:
     description:
       - Seconds to keep retrying C(PING) while Redis refuses connections, times out or is still loading
         its data set, for example right after a deployment.
-      - V(0) tries once. A rejected login fails at once, since waiting cannot fix it.
-      - When the time has passed the module fails with the last error.
+      - V(0) tries once. A rejected login, a host name that does not resolve, and a server that does not speak
+        Redis fail at once, since waiting cannot fix them.
+      - It bounds the whole wait; an attempt started near its end gets a shorter socket timeout than
+        O(connect_timeout). When the time has passed the module fails with the last error.
     type: int
     default: 0
   kubernetes_pod:

@@ -10,6 +10,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
+import socket
 import time
 import traceback
 
@@ -33,6 +35,15 @@ except ImportError:
 
 # Seconds between two PING attempts while waiting for Redis.
 RETRY_INTERVAL = 1.0
+# The shortest socket timeout of an attempt cut short by wait_timeout, so that it can still succeed.
+MIN_ATTEMPT_TIMEOUT = 0.2
+# Names (keys, groups, job types and IDs) longer than this are surely a mistake.
+MAX_NAME_LENGTH = 1024
+# C0 and C1 control characters and DEL: a newline in a key name breaks every tool that prints it.
+CONTROL_CHARACTERS = re.compile(u'[\x00-\x1f\x7f-\x9f]')
+# Resolver answers that say the name does not exist, as opposed to EAI_AGAIN (try again later).
+PERMANENT_DNS_ERRORS = tuple(getattr(socket, name) for name in ('EAI_NONAME', 'EAI_NODATA', 'EAI_SERVICE')
+                             if hasattr(socket, name))
 
 
 def redis_connection_argument_spec():
@@ -57,6 +68,41 @@ def redis_connection_argument_spec():
     )
 
 
+def name_problem(value, max_length=MAX_NAME_LENGTH):
+    """Why a name (key, group, job type or ID) cannot be used, or None when it can."""
+    if not value:
+        return 'must not be empty'
+    if not value.strip():
+        return 'must not be only whitespace'
+    if CONTROL_CHARACTERS.search(value):
+        return 'must not contain control characters such as newlines or tabs'
+    if len(value) > max_length:
+        return 'must not be longer than %d characters (got %d)' % (max_length, len(value))
+    return None
+
+
+def validate_names(module, names):
+    """Fail before connecting when one of the named options holds an unusable name; None values are skipped."""
+    for option, value in names:
+        if value is None:
+            continue
+        problem = name_problem(value)
+        if problem:
+            module.fail_json(msg='%s %s.' % (option, problem))
+
+
+def host_problem(host):
+    """Why login_host cannot be a host name or address, or None."""
+    problem = name_problem(host, max_length=253)
+    if problem:
+        return problem
+    if '://' in host or '/' in host:
+        return 'must be a host name or IP address, not a URL (got %r)' % host
+    if any(c.isspace() for c in host):
+        return 'must not contain spaces'
+    return None
+
+
 def check_redis_library(module):
     """Fail with Ansible's usual message when redis-py is missing."""
     if REDIS_IMPORT_ERROR:
@@ -66,6 +112,9 @@ def check_redis_library(module):
 def validate_connection_params(module):
     """Reject option combinations that cannot work, before anything is sent."""
     params = module.params
+    problem = host_problem(params['login_host'] or '')
+    if problem and not params['kubernetes_pod']:
+        module.fail_json(msg='login_host %s.' % problem)
     if not 1 <= params['login_port'] <= 65535:
         module.fail_json(msg='login_port must be between 1 and 65535, got %d.' % params['login_port'])
     if params['connect_timeout'] <= 0:
@@ -133,11 +182,23 @@ def start_port_forward(module):
                              % (params['kubernetes_namespace'], params['kubernetes_pod'], e))
 
 
+def permanent_dns_failure(error):
+    """True when a connection error comes from a name that does not resolve (waiting cannot fix it)."""
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, socket.gaierror):
+        return cause.errno in PERMANENT_DNS_ERRORS
+    # Older redis-py versions keep only the message.
+    text = str(error)
+    return 'Name or service not known' in text or 'nodename nor servname' in text
+
+
 def connect(module, sleep=time.sleep, clock=time.monotonic):
     """Return a client whose PING was answered, retrying until wait_timeout has passed.
 
-    Only transient failures (refused, timed out, still loading) are retried; a rejected login or a
-    refused command fails at once, because waiting cannot fix it.
+    Only transient failures (refused, timed out, still loading) are retried; a rejected login, a refused
+    command, a peer that does not speak Redis or a host name that does not exist fail at once, because
+    waiting cannot fix them. No attempt runs past wait_timeout: the socket timeouts of the last attempts are
+    cut to the time left.
     """
     check_redis_library(module)
     validate_connection_params(module)
@@ -154,32 +215,66 @@ def connect(module, sleep=time.sleep, clock=time.monotonic):
     attempts = 0
     while True:
         attempts += 1
-        client = redis.Redis(**kwargs)
+        timeout = params['connect_timeout']
+        if params['wait_timeout']:
+            timeout = max(MIN_ATTEMPT_TIMEOUT, min(timeout, deadline - clock()))
+        shortened = timeout < params['connect_timeout']
+        client = redis.Redis(**dict(kwargs, socket_connect_timeout=timeout, socket_timeout=timeout))
         try:
             if client.ping():
+                if shortened:
+                    # Later commands get the full connect_timeout again.
+                    client.close()
+                    client = redis.Redis(**kwargs)
                 return client
             last_error = 'PING was not answered with PONG'
         except redis_exceptions.AuthenticationError as e:
             module.fail_json(msg='Redis at %s rejected the login: %s' % (target, e))
         except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError,
                 redis_exceptions.BusyLoadingError) as e:
+            if permanent_dns_failure(e):
+                module.fail_json(msg='Cannot reach Redis at %s: the host name does not resolve (%s). '
+                                     'Check login_host; this is not retried.' % (target, e))
             last_error = str(e)
             if forward is not None and forward.last_error:
                 last_error = 'port-forward: %s' % forward.last_error
+        except redis_exceptions.InvalidResponse as e:
+            module.fail_json(msg='The server at %s answered, but not as Redis does (%s). Check login_port, '
+                                 'and tls: a TLS port needs tls=true.' % (target, e))
         except redis_exceptions.ResponseError as e:
             module.fail_json(msg='Redis at %s refused PING: %s' % (target, e))
         client.close()
-        if clock() + RETRY_INTERVAL > deadline:
+        left = deadline - clock()
+        if left <= 0:
             break
-        sleep(RETRY_INTERVAL)
+        sleep(min(RETRY_INTERVAL, left))
     module.fail_json(
         msg='Redis at %s did not answer PING within %d seconds (%d attempts). Last error: %s'
             % (target, params['wait_timeout'], attempts, last_error),
         attempts=attempts)
 
 
+def _is_a(error, name):
+    """isinstance() against a redis-py exception class that older versions may lack."""
+    cls = getattr(redis_exceptions, name, None)
+    return cls is not None and isinstance(error, cls)
+
+
+def is_out_of_memory(error):
+    """True for the refusal of a write at maxmemory with the noeviction policy."""
+    return str(error).startswith('OOM ') or 'used memory > \'maxmemory\'' in str(error)
+
+
 def redis_error_message(action, error):
     """One sentence for a failed command, naming what was being done."""
+    if is_out_of_memory(error):
+        return ('Redis refused to %s: it is out of memory (used memory has reached maxmemory and the noeviction '
+                'policy keeps every job). Let workers acknowledge jobs and trim the stream, or raise maxmemory. '
+                'Redis said: %s' % (action, error))
+    if _is_a(error, 'ReadOnlyError') or str(error).startswith('READONLY'):
+        return 'Redis refused to %s: the server is a read-only replica; connect to the master. (%s)' % (action, error)
+    if _is_a(error, 'NoPermissionError') or str(error).startswith('NOPERM'):
+        return 'Redis refused to %s: the user lacks a permission (ACL): %s' % (action, error)
     return 'Redis refused to %s: %s' % (action, error)
 
 
@@ -231,5 +326,10 @@ def group_facts(client, stream, group=None):
     return groups
 
 
-def server_version(client):
-    return client.info('server').get('redis_version')
+def server_version(module, client):
+    """The server's version, or None with a warning when INFO is not allowed (an ACL without +info)."""
+    try:
+        return client.info('server').get('redis_version')
+    except redis_exceptions.ResponseError as e:
+        module.warn('The Redis version is unknown: INFO was refused (%s).' % e)
+        return None

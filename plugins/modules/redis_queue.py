@@ -14,8 +14,10 @@ version_added: 0.1.0
 description:
   - Checks that Redis answers C(PING), then makes sure a stream and its consumer group exist with
     C(XGROUP CREATE <stream> <group> <start_id> MKSTREAM).
-  - Keeps the stream near O(max_length) entries with C(XTRIM), and writes the credentials file that raibid
-    workers and tools read.
+  - Trims processed history beyond O(max_length) entries with C(XTRIM), never a job some consumer group has not
+    processed, and writes the credentials file that raibid workers and tools read.
+  - Checks every option and the credentials file before anything is sent to Redis. Should a step fail after an
+    earlier one changed Redis, the failure says so with C(changed=true) and the RV(commands) that ran.
   - With O(state=absent), removes the consumer group, the credentials file, and the stream only when
     O(delete_stream=true).
 author:
@@ -28,7 +30,10 @@ attributes:
     description: Predicts every change with read-only commands and changes nothing.
   diff_mode:
     support: full
-    description: Shows the consumer group, stream length and credentials file before and after, password masked.
+    description:
+      - Shows the consumer group, stream length and credentials file before and after.
+      - Secrets are masked (V(******** (changed\)) when a new value replaces an old one), and so are the values of
+        keys in the file that the module does not write.
   idempotent:
     support: full
     description: A second run with the same options reports no change.
@@ -59,15 +64,23 @@ options:
     default: '$'
   max_length:
     description:
-      - Entries to keep at most. A longer stream is trimmed, oldest entries first. V(0) never trims.
-      - With O(trim_mode=approximate), Redis removes whole internal nodes only, so the stream stays up to
-        C(stream-node-max-entries) (100 by default) entries above O(max_length); the module trims only when
-        the stream is longer than that, so that check mode predicts the change exactly.
+      - Processed entries to keep at most. V(0) never trims.
+      - An entry is removed only when every consumer group of the stream has had it delivered and none holds it
+        pending (the slowest group decides), oldest first, and only as many as bring the stream down to
+        O(max_length); this runs as C(XTRIM <stream> MINID = <id>). Jobs not processed yet are kept however many
+        they are; RV(kept_unprocessed) counts those above O(max_length), and the module warns when the jobs
+        waiting in the slowest group (lag plus pending) exceed O(max_length).
+      - With O(trim_mode=approximate) the module trims only when the stream is longer than O(max_length) plus
+        C(stream-node-max-entries) (read from the server; 100, the Redis default, when C(CONFIG GET) is refused),
+        so that it does not trim a few entries on every run.
     type: int
     default: 10000
   trim_mode:
     description:
-      - V(approximate) trims with C(XTRIM MAXLEN ~), which is much cheaper; V(exact) with C(XTRIM MAXLEN =).
+      - V(approximate) leaves up to C(stream-node-max-entries) entries above O(max_length) before trimming
+        (without groups it trims with the cheaper C(XTRIM MAXLEN ~)); V(exact) trims down to O(max_length) on every
+        run.
+      - Trimming by C(MINID) is always exact, so that check mode predicts it exactly.
     type: str
     choices: [approximate, exact]
     default: approximate
@@ -83,6 +96,9 @@ options:
         C(tls) (V(true)) when O(tls=true), since workers then need TLS too.
       - The file is replaced atomically with mode C(0600); missing directories are created with mode C(0700).
         The same content again is not a change.
+      - The path must be absent or a regular file (not a symbolic link, directory or FIFO) that this user can read
+        and write, holding a JSON object (or nothing); anything else is an error that names the file, before
+        Redis is touched.
       - When not set, no file is written (or removed).
     type: path
   credentials_host:
@@ -104,9 +120,23 @@ options:
     description:
       - More keys for the credentials file, for example how Sentinel-aware clients find the master.
       - They cannot replace the keys the module writes itself.
+      - Values of keys whose names contain C(password), C(passwd), C(secret), C(token), C(credential), C(private)
+        or C(api_key), and of keys listed in O(credentials_secret_keys), are secrets, masked in the diff and
+        never shown in any output.
     type: dict
+  credentials_secret_keys:
+    description:
+      - More keys of O(credentials_extra) whose values are secrets (see there).
+    type: list
+    elements: str
 notes:
   - The consumer group is created with C(MKSTREAM), so the stream appears empty at first.
+  - "Commands used: C(PING), C(TYPE), C(EXISTS), C(XLEN), C(XRANGE), C(XREVRANGE), C(XINFO GROUPS), C(XPENDING),
+    C(XGROUP CREATE) or C(XGROUP DESTROY), C(XTRIM), C(DEL) (with O(delete_stream=true)), and if allowed C(INFO)
+    and C(CONFIG GET) (without them the version is null and the node size assumed, with a warning). An ACL user
+    needs these on the stream's key."
+  - The trim point is computed, then applied; a consumer group created in between by someone else is not
+    protected by that run.
   - The credentials file holds the password; the module never returns nor logs it, and the diff masks it.
 seealso:
   - module: raibid.queue.redis_queue_info
@@ -214,18 +244,42 @@ group:
       sample: 0
 trimmed:
   description:
-    - Entries removed by trimming. In check mode with O(trim_mode=approximate), the most that would be removed.
+    - Entries removed by trimming (in check mode, that would be). Without consumer groups and with
+      O(trim_mode=approximate), check mode gives the most that would be removed.
   returned: success
   type: int
   sample: 0
+kept_unprocessed:
+  description:
+    - Entries above O(max_length) that were kept because a consumer group has not processed them yet.
+  returned: success
+  type: int
+  sample: 4900
+backlog:
+  description:
+    - Jobs waiting in the slowest consumer group, not delivered yet (lag) plus delivered and not acknowledged
+      (pending); the stream length when it has no group.
+  returned: when O(state=present), the stream existed and O(max_length) is not 0
+  type: int
+  sample: 15000
+credentials_changes:
+  description:
+    - What a write of the credentials file changes, as key names (and C(mode) when the file mode is corrected),
+      never values, for example V([password]) after a password rotation.
+  returned: when the credentials file is written
+  type: list
+  elements: str
+  sample: [password]
 credentials_path:
   description: Absolute path of the credentials file, when O(credentials_path) is set.
   returned: when O(credentials_path) is set
   type: str
   sample: /home/ci/.raibid/redis-credentials.json
 commands:
-  description: Redis commands that changed something (in check mode, that would have), without secrets.
-  returned: success
+  description:
+    - Redis commands that changed something (in check mode, that would have), without secrets.
+    - On a failure, the commands that ran before it; C(changed) is then V(true) when there are any.
+  returned: always
   type: list
   elements: str
   sample: ['XGROUP CREATE raibid:jobs raibid-workers $ MKSTREAM']
@@ -233,13 +287,20 @@ commands:
 
 import json
 import os
+import re
 import stat
 import tempfile
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.raibid.queue.plugins.module_utils._queue import (
+    backlog_warning,
+    node_max_entries,
+    plan_trim,
+    run_trim,
+    trim_command,
+)
 from ansible_collections.raibid.queue.plugins.module_utils._redis import (
     connect,
     ensure_stream_type,
@@ -249,63 +310,120 @@ from ansible_collections.raibid.queue.plugins.module_utils._redis import (
     redis_exceptions,
     server_version,
     stream_summary,
+    validate_names,
 )
 
 CREDENTIALS_MODE = 0o600
+DIRECTORY_MODE = 0o700
 MASK = '********'
-# Redis' default stream-node-max-entries, used when CONFIG GET is not allowed.
-DEFAULT_NODE_MAX_ENTRIES = 100
+MASK_CHANGED = '******** (changed)'
+# Keys of the credentials file whose values are secrets, besides those in credentials_secret_keys.
+SECRET_KEY_PATTERN = re.compile(r'pass(word|wd)?|secret|token|credential|private|api_?key', re.IGNORECASE)
+START_ID_PATTERN = re.compile(r'^(\$|0|[0-9]+(-[0-9]+)?)$')
 
 
 class CredentialsFile(object):
-    """The credentials file: what it holds now, what it should hold, and the atomic write."""
+    """The credentials file: what it holds now, what it should hold, and the atomic write.
 
-    def __init__(self, module, path, content):
+    Everything that can stop the write or the removal is checked by preflight(), before Redis is touched.
+    """
+
+    def __init__(self, module, path, content, secret_keys):
         self.module = module
         self.path = os.path.abspath(path)
         self.content = content
+        self.secret_keys = set(secret_keys)
+        self.before = None
+        self.before_mode = None
 
-    def current(self):
-        """(content, mode) of the file on disk, (None, None) when missing, content None when not JSON."""
+    def fail(self, problem):
+        self.module.fail_json(msg='credentials_path %s %s Nothing was changed.' % (self.path, problem))
+
+    def preflight(self, state):
+        """Fail before any change unless the path is absent or a readable, writable regular file holding a
+        JSON object (or nothing), and the file can be created or removed where it is."""
+        try:
+            st = os.lstat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            # A missing file, or a parent that is not a directory: the parent check below says which.
+            st = None
+        except OSError as e:
+            self.fail('cannot be examined: %s.' % to_native(e))
+        if st is not None:
+            if stat.S_ISLNK(st.st_mode):
+                self.fail('is a symbolic link; the module replaces the file atomically and would replace the link '
+                          'itself, so name the real file instead.')
+            if stat.S_ISDIR(st.st_mode):
+                self.fail('is a directory.')
+            if not stat.S_ISREG(st.st_mode):
+                self.fail('is not a regular file (a FIFO, socket or device).')
+            if not os.access(self.path, os.R_OK | os.W_OK):
+                self.fail('is not readable and writable by this user.')
+            self.before, self.before_mode = self.read(), stat.S_IMODE(st.st_mode)
+        if state == 'present':
+            parent = os.path.dirname(self.path)
+            while not os.path.lexists(parent):
+                parent = os.path.dirname(parent)
+            if not os.path.isdir(parent):
+                self.fail('cannot be created: %s is not a directory.' % parent)
+            if not os.access(parent, os.W_OK | os.X_OK):
+                self.fail('cannot be written: directory %s is not writable.' % parent)
+        elif st is not None and not os.access(os.path.dirname(self.path), os.W_OK | os.X_OK):
+            self.fail('cannot be removed: directory %s is not writable.' % os.path.dirname(self.path))
+
+    def read(self):
         try:
             with open(self.path) as f:
-                mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
-                try:
-                    return json.load(f), mode
-                except ValueError:
-                    return None, mode
-        except FileNotFoundError:
-            return None, None
-        except (IsADirectoryError, NotADirectoryError, PermissionError) as e:
-            self.module.fail_json(msg='Cannot read the credentials file %s: %s' % (self.path, to_native(e)))
-
-    def exists(self):
-        return os.path.lexists(self.path)
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            self.fail('cannot be read: %s.' % to_native(e))
+        if not text.strip():
+            return None
+        try:
+            content = json.loads(text)
+        except ValueError as e:
+            self.fail('does not hold JSON (%s); move it away or fix it.' % e)
+        if not isinstance(content, dict):
+            self.fail('holds JSON that is not an object (%s); the credentials file is an object, so move it away '
+                      'or fix it.' % type(content).__name__)
+        return content
 
     def needs_write(self):
-        content, mode = self.current()
-        return content != self.content or mode != CREDENTIALS_MODE
+        return self.before != self.content or self.before_mode != CREDENTIALS_MODE
 
-    def check_writable(self):
-        """Fail before anything changes when the file cannot be created where it was asked for."""
-        if os.path.isdir(self.path):
-            self.module.fail_json(msg='credentials_path %s is a directory.' % self.path)
-        parent = os.path.dirname(self.path)
-        while not os.path.exists(parent):
-            parent = os.path.dirname(parent)
-        if not os.path.isdir(parent):
-            self.module.fail_json(msg='Cannot write the credentials file %s: %s is not a directory.'
-                                      % (self.path, parent))
-        if not os.access(parent, os.W_OK | os.X_OK):
-            self.module.fail_json(msg='Cannot write the credentials file %s: directory %s is not writable.'
-                                      % (self.path, parent))
+    def changes(self):
+        """Names of what a write changes: keys added, removed or changed, and 'mode'. Never values."""
+        before = self.before or {}
+        keys = sorted(k for k in set(before) | set(self.content)
+                      if (k in before) != (k in self.content) or before.get(k) != self.content.get(k))
+        if self.before_mode is not None and self.before_mode != CREDENTIALS_MODE:
+            keys.append('mode')
+        return keys
+
+    def is_secret(self, key):
+        return key in self.secret_keys or bool(SECRET_KEY_PATTERN.search(key))
+
+    def shown_before(self):
+        """The file as it is, for the diff: secrets masked, and keys the module does not write masked too,
+        since their values are not the module's to show."""
+        if self.before is None:
+            return None
+        return dict((k, MASK if k not in self.content or self.is_secret(k) else v) for k, v in self.before.items())
+
+    def shown_after(self):
+        before = self.before or {}
+        shown = {}
+        for key, value in self.content.items():
+            if self.is_secret(key) and value is not None:
+                value = MASK_CHANGED if key in before and before[key] != value else MASK
+            shown[key] = value
+        return shown
 
     def write(self):
         directory = os.path.dirname(self.path)
         tmp = None
         try:
-            if not os.path.isdir(directory):
-                os.makedirs(directory, mode=0o700)
+            make_private_dirs(directory)
             # mkstemp creates the file 0600, so the password is never readable by others, not even briefly.
             fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(self.path), suffix='.tmp')
             with os.fdopen(fd, 'w') as f:
@@ -316,26 +434,32 @@ class CredentialsFile(object):
             os.replace(tmp, self.path)
             tmp = None
         except OSError as e:
-            self.module.fail_json(msg='Cannot write the credentials file %s: %s' % (self.path, to_native(e)),
-                                  exception=traceback.format_exc())
+            return 'Cannot write the credentials file %s: %s' % (self.path, to_native(e))
         finally:
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
+        return None
 
     def remove(self):
         try:
             os.unlink(self.path)
+        except FileNotFoundError:
+            pass
         except OSError as e:
-            self.module.fail_json(msg='Cannot remove the credentials file %s: %s' % (self.path, to_native(e)))
+            return 'Cannot remove the credentials file %s: %s' % (self.path, to_native(e))
+        return None
 
-    @staticmethod
-    def masked(content):
-        if content is None:
-            return None
-        shown = dict(content)
-        if shown.get('password') is not None:
-            shown['password'] = MASK
-        return shown
+
+def make_private_dirs(directory):
+    """Create the missing directories of a path, each 0700 whatever the umask (os.makedirs applies its mode
+    to the last one only, and through the umask)."""
+    missing = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for path in reversed(missing):
+        os.mkdir(path, DIRECTORY_MODE)
+        os.chmod(path, DIRECTORY_MODE)
 
 
 def credentials_content(params):
@@ -354,89 +478,166 @@ def credentials_content(params):
     return content
 
 
-def trim_threshold(module, client):
-    """Length above which trimming removes entries for sure (see the max_length documentation).
+class Run(object):
+    """What this run did so far, so that a failure after a change is reported as a change."""
 
-    Approximate XTRIM only drops whole radix-tree nodes, each holding at most stream-node-max-entries
-    entries; beyond max_length + that number at least one node must go, so the change is predictable.
-    """
+    def __init__(self, module):
+        self.module = module
+        self.done = []
+        self.result = dict(changed=False, trimmed=0, kept_unprocessed=0, commands=[], diff=dict(before={}, after={}))
+
+    def fail(self, msg):
+        self.module.fail_json(msg=msg, changed=bool(self.done), commands=self.done)
+
+    def execute(self, command, call):
+        """Run one changing Redis command (unless in check mode) and record it."""
+        self.result['commands'].append(command)
+        if self.module.check_mode:
+            return None
+        value = call()
+        self.done.append(command)
+        return value
+
+
+def trim_threshold(module, client):
+    """Length above which a trim is due: max_length, plus stream-node-max-entries in approximate mode, so that
+    a few entries are not trimmed on every run (see the max_length documentation)."""
     params = module.params
     if params['trim_mode'] == 'exact':
         return params['max_length']
-    try:
-        node_max = int(client.config_get('stream-node-max-entries').get('stream-node-max-entries', 0))
-    except redis_exceptions.ResponseError:
-        node_max = DEFAULT_NODE_MAX_ENTRIES
-    return params['max_length'] + node_max
+    return params['max_length'] + node_max_entries(client)[0]
 
 
-def ensure_present(module, client, result):
+def new_group(module, client):
+    """The group XGROUP CREATE would make now, as group_facts() shows groups, for check mode's trim plan."""
     params = module.params
+    if params['start_id'] == '$':
+        last = client.xrevrange(params['stream'], count=1)
+        start, lag = (last[0][0] if last else '0-0'), 0
+    else:
+        start, lag = ('0-0' if params['start_id'] == '0' else params['start_id']), None
+    return dict(name=params['consumer_group'], consumers=0, pending=0, last_delivered_id=start, entries_read=None,
+                lag=lag)
+
+
+def ensure_present(module, client, run):
+    params, result = module.params, run.result
     stream, group = params['stream'], params['consumer_group']
     stream_exists = ensure_stream_type(module, client, stream)
     existing = group_facts(client, stream, group) if stream_exists else []
     length = client.xlen(stream) if stream_exists else 0
-    must_trim = params['max_length'] > 0 and length > trim_threshold(module, client)
 
+    created = False
     if not existing:
-        result['commands'].append('XGROUP CREATE %s %s %s MKSTREAM' % (stream, group, params['start_id']))
-    if must_trim:
-        result['commands'].append('XTRIM %s MAXLEN %s %d' % (
-            stream, '~' if params['trim_mode'] == 'approximate' else '=', params['max_length']))
-        result['trimmed'] = length - params['max_length']
+        try:
+            run.execute('XGROUP CREATE %s %s %s MKSTREAM' % (stream, group, params['start_id']),
+                        lambda: client.xgroup_create(stream, group, id=params['start_id'], mkstream=True))
+            created = True
+        except redis_exceptions.ResponseError as e:
+            # Someone else created it between our check and now: that is the state we want.
+            if 'BUSYGROUP' not in str(e):
+                run.fail(redis_error_message('create consumer group %s on %s' % (group, stream), e))
+            result['commands'].pop()
 
-    if not module.check_mode:
-        created = False
-        if not existing:
-            try:
-                client.xgroup_create(stream, group, id=params['start_id'], mkstream=True)
-                created = True
-            except redis_exceptions.ResponseError as e:
-                # Someone else created it between our check and now: that is the state we want.
-                if 'BUSYGROUP' not in str(e):
-                    module.fail_json(msg=redis_error_message('create consumer group %s on %s' % (group, stream), e))
-        if must_trim:
-            result['trimmed'] = client.xtrim(stream, maxlen=params['max_length'],
-                                             approximate=params['trim_mode'] == 'approximate')
-        groups = group_facts(client, stream, group)
-        result['group'] = dict(groups[0], created=created)
+    if stream_exists and params['max_length']:
+        threshold = trim_threshold(module, client)
+        plan = plan_trim(client, stream, params['max_length'], threshold,
+                         approximate=params['trim_mode'] == 'approximate',
+                         pretend_group=None if existing or not module.check_mode else new_group(module, client))
+        result['kept_unprocessed'] = plan['kept_unprocessed']
+        result['backlog'] = plan['backlog']
+        if plan['trim']:
+            result['trimmed'] = plan['trimmed']
+            trimmed = run.execute(trim_command(stream, plan['trim']), lambda: run_trim(client, stream, plan['trim']))
+            if trimmed is not None:
+                result['trimmed'] = trimmed
+                if not trimmed:
+                    # Someone else trimmed in between: a trim that removed nothing is no change.
+                    result['commands'].pop()
+                    run.done.pop()
+        warning = backlog_warning(plan, params['max_length'])
+        if warning:
+            module.warn(warning)
+    if module.check_mode:
         result['stream'] = stream_summary(client, stream)
+        result['group'] = dict(existing[0], created=False) if existing else dict(
+            name=group, created=True, consumers=0, pending=0, last_delivered_id=None, entries_read=None, lag=None)
     else:
+        result['group'] = dict(group_facts(client, stream, group)[0], created=created)
         result['stream'] = stream_summary(client, stream)
-        if existing:
-            result['group'] = dict(existing[0], created=False)
-        else:
-            result['group'] = dict(name=group, created=True, consumers=0, pending=0, last_delivered_id=None,
-                                   entries_read=None, lag=None)
 
     result['diff']['before'].update(group_exists=bool(existing), stream_length=length)
     result['diff']['after'].update(group_exists=True, stream_length=length - result['trimmed'])
-    return bool(result['commands'])
 
 
-def ensure_absent(module, client, result):
-    params = module.params
+def ensure_absent(module, client, run):
+    params, result = module.params, run.result
     stream, group = params['stream'], params['consumer_group']
     stream_exists = ensure_stream_type(module, client, stream)
     group_exists = stream_exists and bool(group_facts(client, stream, group))
-    if group_exists:
-        result['commands'].append('XGROUP DESTROY %s %s' % (stream, group))
     delete = params['delete_stream'] and stream_exists
-    if delete:
-        result['commands'].append('DEL %s' % stream)
-
-    if not module.check_mode:
-        try:
-            if group_exists:
-                client.xgroup_destroy(stream, group)
-            if delete:
-                client.delete(stream)
-        except redis_exceptions.ResponseError as e:
-            module.fail_json(msg=redis_error_message('remove %s' % stream, e))
+    try:
+        if group_exists:
+            run.execute('XGROUP DESTROY %s %s' % (stream, group), lambda: client.xgroup_destroy(stream, group))
+        if delete:
+            run.execute('DEL %s' % stream, lambda: client.delete(stream))
+    except redis_exceptions.ResponseError as e:
+        run.fail(redis_error_message('remove %s' % stream, e))
     result['stream'] = stream_summary(client, stream)
     result['diff']['before'].update(group_exists=group_exists, stream_exists=stream_exists)
     result['diff']['after'].update(group_exists=False, stream_exists=stream_exists and not delete)
-    return bool(result['commands'])
+
+
+def validate(module):
+    """Everything that can be checked before Redis is touched."""
+    params = module.params
+    validate_names(module, [(name, params[name]) for name in
+                            ('stream', 'consumer_group', 'credentials_host', 'credentials_namespace')])
+    if not START_ID_PATTERN.match(params['start_id']):
+        module.fail_json(msg="start_id must be '$', '0' or a stream ID such as 1764557000000-0, got %r."
+                             % params['start_id'])
+    if params['max_length'] < 0:
+        module.fail_json(msg='max_length must be 0 (no trimming) or more, got %d.' % params['max_length'])
+    if params['credentials_port'] is not None and not 1 <= params['credentials_port'] <= 65535:
+        module.fail_json(msg='credentials_port must be between 1 and 65535, got %d.' % params['credentials_port'])
+    if not params['credentials_path']:
+        return None
+    content, extra = credentials_content(params), params['credentials_extra'] or {}
+    clash = sorted(set(content) & set(extra))
+    if clash:
+        module.fail_json(msg='credentials_extra cannot replace the keys %s.' % ', '.join(clash))
+    validate_names(module, [('credentials_extra key', key) for key in extra])
+    content.update(extra)
+    credentials = CredentialsFile(module, params['credentials_path'], content, params['credentials_secret_keys'] or ())
+    for key, value in extra.items():
+        # Secret values written to the file must never show in any output either.
+        if credentials.is_secret(key) and isinstance(value, str) and value:
+            module.no_log_values.add(value)
+    credentials.preflight(params['state'])
+    return credentials
+
+
+def manage_credentials(module, credentials, run):
+    params, result = module.params, run.result
+    result['credentials_path'] = credentials.path
+    result['diff']['before']['credentials'] = credentials.shown_before()
+    if params['state'] == 'present':
+        result['diff']['after']['credentials'] = credentials.shown_after()
+        if credentials.needs_write():
+            result['credentials_changes'] = credentials.changes()
+            run.result['changed'] = True
+            if not module.check_mode:
+                error = credentials.write()
+                if error:
+                    run.fail(error)
+    else:
+        result['diff']['after']['credentials'] = None
+        if os.path.lexists(credentials.path):
+            run.result['changed'] = True
+            if not module.check_mode:
+                error = credentials.remove()
+                if error:
+                    run.fail(error)
 
 
 def run_module():
@@ -454,63 +655,32 @@ def run_module():
         credentials_port=dict(type='int'),
         credentials_namespace=dict(type='str', default='raibid-redis'),
         credentials_extra=dict(type='dict'),
+        credentials_secret_keys=dict(type='list', elements='str', no_log=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-
-    for name in ('stream', 'consumer_group', 'start_id'):
-        if not params[name]:
-            module.fail_json(msg='%s must not be empty.' % name)
-    if params['max_length'] < 0:
-        module.fail_json(msg='max_length must be 0 (no trimming) or more, got %d.' % params['max_length'])
-    if params['credentials_port'] is not None and not 1 <= params['credentials_port'] <= 65535:
-        module.fail_json(msg='credentials_port must be between 1 and 65535, got %d.' % params['credentials_port'])
-
-    credentials = None
-    if params['credentials_path']:
-        content, extra = credentials_content(params), params['credentials_extra'] or {}
-        clash = sorted(set(content) & set(extra))
-        if clash:
-            module.fail_json(msg='credentials_extra cannot replace the keys %s.' % ', '.join(clash))
-        content.update(extra)
-        credentials = CredentialsFile(module, params['credentials_path'], content)
-        if params['state'] == 'present':
-            credentials.check_writable()
+    credentials = validate(module)
 
     client = connect(module)
-    result = dict(changed=False, trimmed=0, commands=[], diff=dict(before={}, after={}))
+    run = Run(module)
     try:
-        result['redis_version'] = server_version(client)
+        run.result['redis_version'] = server_version(module, client)
         if params['state'] == 'present':
-            changed = ensure_present(module, client, result)
+            ensure_present(module, client, run)
         else:
-            changed = ensure_absent(module, client, result)
+            ensure_absent(module, client, run)
     except redis_exceptions.RedisError as e:
-        module.fail_json(msg=redis_error_message('manage stream %s' % params['stream'], e))
+        run.fail(redis_error_message('manage stream %s' % params['stream'], e))
     finally:
         client.close()
+    run.result['changed'] = bool(run.result['commands'])
 
     if credentials is not None:
-        result['credentials_path'] = credentials.path
-        before, dummy = credentials.current()
-        result['diff']['before']['credentials'] = credentials.masked(before)
-        if params['state'] == 'present':
-            result['diff']['after']['credentials'] = credentials.masked(credentials.content)
-            if credentials.needs_write():
-                changed = True
-                if not module.check_mode:
-                    credentials.write()
-        else:
-            result['diff']['after']['credentials'] = None
-            if credentials.exists():
-                changed = True
-                if not module.check_mode:
-                    credentials.remove()
+        manage_credentials(module, credentials, run)
 
-    result['changed'] = changed
     if not module._diff:
-        del result['diff']
-    module.exit_json(**result)
+        del run.result['diff']
+    module.exit_json(**run.result)
 
 
 def main():

@@ -14,6 +14,8 @@ version_added: 0.1.0
 description:
   - Reads the Redis server version and role, its persistence settings, and the state of a job stream,
     its length, first and last entry, every consumer group with its consumers, pending entries and lag.
+  - Reads memory use against C(maxmemory) and warns when it passes 80%, since at C(maxmemory) a queue with the
+    C(noeviction) policy refuses new jobs.
   - Changes nothing. A missing stream is a fact (RV(stream.exists=false)), not an error.
 author:
   - raibid maintainers (@raibid)
@@ -56,6 +58,7 @@ EXAMPLES = r'''
       - queue.stream.exists
       - (queue.stream.groups | selectattr('name', 'equalto', 'raibid-workers') | first).lag < 1000
       - queue.persistence.appendonly == 'yes'
+      - queue.memory.used_ratio is none or queue.memory.used_ratio < 0.8
 '''
 
 RETURN = r'''
@@ -89,6 +92,29 @@ persistence:
       description: AOF fsync policy.
       type: str
       sample: everysec
+    maxmemory_policy:
+      description: Eviction policy; a queue needs V(noeviction).
+      type: str
+      sample: noeviction
+memory:
+  description: Memory use, from C(INFO memory).
+  returned: success
+  type: dict
+  contains:
+    used_memory:
+      description: Bytes Redis has allocated.
+      type: int
+      sample: 1048576
+    maxmemory:
+      description: The C(maxmemory) limit in bytes; V(0) means no limit, and Redis then grows until the container
+        or the machine runs out of memory.
+      type: int
+      sample: 402653184
+    used_ratio:
+      description: RV(memory.used_memory) divided by RV(memory.maxmemory), null without a limit. Above 0.8 the
+        module warns.
+      type: float
+      sample: 0.0026
     maxmemory_policy:
       description: Eviction policy; a queue needs V(noeviction).
       type: str
@@ -164,6 +190,10 @@ stream:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.raibid.queue.plugins.module_utils._queue import (
+    MEMORY_WARN_RATIO,
+    memory_facts,
+)
 from ansible_collections.raibid.queue.plugins.module_utils._redis import (
     connect,
     ensure_stream_type,
@@ -172,6 +202,7 @@ from ansible_collections.raibid.queue.plugins.module_utils._redis import (
     redis_error_message,
     redis_exceptions,
     stream_summary,
+    validate_names,
 )
 
 PERSISTENCE_SETTINGS = ('appendonly', 'appendfsync', 'maxmemory-policy')
@@ -198,8 +229,7 @@ def run_module():
     argument_spec.update(stream=dict(type='str', default='raibid:jobs'))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     stream = module.params['stream']
-    if not stream:
-        module.fail_json(msg='stream must not be empty.')
+    validate_names(module, [('stream', stream)])
 
     client = connect(module)
     try:
@@ -210,8 +240,14 @@ def run_module():
             server=dict(version=info.get('redis_version'), role=client.info('replication').get('role'),
                         mode=info.get('redis_mode')),
             persistence=persistence_facts(module, client),
+            memory=memory_facts(client),
             stream=stream_summary(client, stream),
         )
+        memory = result['memory']
+        if memory['used_ratio'] is not None and memory['used_ratio'] > MEMORY_WARN_RATIO:
+            module.warn('Redis uses %d%% of its maxmemory (%d of %d bytes); at 100%% it refuses new jobs. Let workers '
+                        'catch up and trim the stream, or raise maxmemory.'
+                        % (memory['used_ratio'] * 100, memory['used_memory'], memory['maxmemory']))
         groups = group_facts(client, stream) if stream_exists else []
         for group in groups:
             group['consumers'] = consumers(client, stream, group['name'])

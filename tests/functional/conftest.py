@@ -50,8 +50,11 @@ def make_certificates(directory: Path):
 class RedisServer:
     """A redis-server on 127.0.0.1 with requirepass, AOF, an ACL user and a TLS listener."""
 
-    def __init__(self, workdir: Path, certs: dict, port=None):
+    def __init__(self, workdir: Path, certs: dict, port=None, extra=()):
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        # More configuration lines: a replica, renamed commands, a small maxmemory.
+        self.extra = list(extra)
         self.certs = certs
         self.port = port or free_port()
         self.tls_port = free_port()
@@ -77,7 +80,7 @@ class RedisServer:
             'dir %s' % self.workdir,
             'daemonize no',
             'logfile %s' % (self.workdir / 'redis.log'),
-        ]) + '\n'
+        ] + self.extra) + '\n'
 
     def start(self):
         conf = self.workdir / 'redis.conf'
@@ -97,6 +100,22 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+    def snapshot(self):
+        """Every key with its content (streams with their entries and groups), read with a second client."""
+        client, state = self.client(), {}
+        for key in sorted(client.keys('*')):
+            kind = client.type(key)
+            if kind == 'stream':
+                groups = [(g['name'], g['pending'], g['last-delivered-id']) for g in client.xinfo_groups(key)]
+                state[key] = (kind, client.xrange(key), groups)
+            elif kind == 'string':
+                state[key] = (kind, client.get(key))
+            elif kind == 'hash':
+                state[key] = (kind, client.hgetall(key))
+            else:
+                state[key] = (kind, None)
+        return state
 
     def client(self) -> redis.Redis:
         """An independent client, to check what the modules did."""

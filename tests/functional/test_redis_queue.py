@@ -30,6 +30,15 @@ def fill(client, count, stream=STREAM):
     pipe.execute()
 
 
+def process(client, count, group=GROUP, stream=STREAM):
+    """A worker reads count entries and acknowledges them: they become processed history."""
+    delivered = client.xreadgroup(group, 'agent-1', {stream: '>'}, count=count)
+    ids = [entry_id for entry_id, dummy in delivered[0][1]] if delivered else []
+    if ids:
+        client.xack(stream, group, *ids)
+    return ids
+
+
 def mode(path):
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -99,9 +108,10 @@ def test_acl_user(run, redis_server, tmp_path):
     assert content['password'] == redis_server.acl_password
     # The ACL user may not run CONFIG: the approximate trim threshold falls back to Redis' default.
     fill(redis_server.client(), 250)
+    process(redis_server.client(), 250)
     trimmed = run('redis_queue', dict(args, max_length=100))
     assert trimmed['changed'] is True
-    assert 100 <= redis_server.client().xlen(STREAM) < 250
+    assert redis_server.client().xlen(STREAM) == 100
 
 
 @pytest.mark.parametrize('ca', ['ca_certs', 'ca_data', 'no validation'])
@@ -172,34 +182,43 @@ def test_redis_never_up_fails_after_wait_timeout(run, unstarted_redis):
     assert time.monotonic() - began >= 3
 
 
-def test_approximate_trim_keeps_the_stream_near_max_length(run, redis_server):
+def test_processed_history_beyond_max_length_is_trimmed(run, redis_server):
+    """Entries every group has processed go, exactly down to max_length, with XTRIM MINID."""
     client = redis_server.client()
     run('redis_queue', redis_server.login())
     fill(client, 1000)
+    process(client, 1000)
+    ids = [entry_id for entry_id, dummy in client.xrange(STREAM)]
     args = redis_server.login(max_length=300)
 
     predicted = run('redis_queue', args, check=True)
     assert predicted['changed'] is True
-    assert predicted['commands'] == ['XTRIM raibid:jobs MAXLEN ~ 300']
+    assert predicted['commands'] == ['XTRIM raibid:jobs MINID = %s' % ids[700]]
+    assert predicted['trimmed'] == 700 and predicted['kept_unprocessed'] == 0
     assert client.xlen(STREAM) == 1000
 
     trimmed = run('redis_queue', args)
-    length = client.xlen(STREAM)
     assert trimmed['changed'] is True
-    assert 300 <= length <= 400
-    assert trimmed['trimmed'] == 1000 - length
-    assert trimmed['stream']['length'] == length
+    assert trimmed['trimmed'] == 700
+    assert client.xlen(STREAM) == 300
+    assert trimmed['stream']['length'] == 300
     # The oldest entries went.
-    assert client.xrange(STREAM, count=1)[0][1]['job_id'] == str(1000 - length)
+    assert client.xrange(STREAM, count=1)[0][1]['job_id'] == '700'
 
     assert run('redis_queue', args, check=True)['changed'] is False
     assert run('redis_queue', args)['changed'] is False
-    assert client.xlen(STREAM) == length
+    # Within stream-node-max-entries (100) above max_length nothing is trimmed in approximate mode.
+    fill(client, 100)
+    process(client, 100)
+    assert run('redis_queue', args)['changed'] is False
+    assert client.xlen(STREAM) == 400
 
 
 def test_exact_trim_and_no_trim(run, redis_server):
     client = redis_server.client()
+    client.xgroup_create(STREAM, GROUP, id='$', mkstream=True)
     fill(client, 150)
+    process(client, 150)
     assert run('redis_queue', redis_server.login(max_length=0))['trimmed'] == 0
     assert client.xlen(STREAM) == 150
     result = run('redis_queue', redis_server.login(max_length=100, trim_mode='exact'))

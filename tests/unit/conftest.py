@@ -11,6 +11,7 @@ import sys
 import pytest
 
 # `make deps` links the work tree as ansible_collections/raibid/queue under this path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 for path in reversed(os.environ.get('ANSIBLE_COLLECTIONS_PATH', '').split(os.pathsep)):
     if path and path not in sys.path:
         sys.path.insert(0, path)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import socket
 from unittest import mock
 
 import pytest
@@ -149,3 +150,79 @@ def test_ensure_stream_type():
     assert _redis.ensure_stream_type(module, client, 's') is True
     client.type.return_value = 'hash'
     assert "holds a hash, not a stream" in failure(lambda: _redis.ensure_stream_type(module, client, 's'))['msg']
+
+
+def test_non_redis_peer_fails_at_once(monkeypatch):
+    factory, clients = fake_redis([exceptions.InvalidResponse('Protocol Error: H, b\'TTP/1.1 400\'')])
+    monkeypatch.setattr(_redis.redis, 'Redis', factory)
+    clock = FakeClock()
+    error = failure(lambda: _redis.connect(FakeModule(wait_timeout=60), sleep=clock.sleep, clock=clock))
+    assert 'answered, but not as Redis does' in error['msg'] and 'Check login_port' in error['msg']
+    assert len(clients) == 1
+
+
+def raised_from_gaierror(code, text):
+    """A ConnectionError raised while handling a resolver error, as redis-py raises it."""
+    try:
+        try:
+            raise socket.gaierror(code, text)
+        except socket.gaierror:
+            raise exceptions.ConnectionError('Error %d connecting to somewhere:6379. %s.' % (code, text))
+    except exceptions.ConnectionError as e:
+        return e
+
+
+def test_permanent_dns_failure_is_not_retried(monkeypatch):
+    error = raised_from_gaierror(socket.EAI_NONAME, 'Name or service not known')
+    factory, clients = fake_redis([error])
+    monkeypatch.setattr(_redis.redis, 'Redis', factory)
+    clock = FakeClock()
+    message = failure(lambda: _redis.connect(FakeModule(wait_timeout=60), sleep=clock.sleep, clock=clock))['msg']
+    assert 'the host name does not resolve' in message and 'not retried' in message
+    assert len(clients) == 1
+
+
+def test_temporary_dns_failure_is_retried(monkeypatch):
+    error = raised_from_gaierror(socket.EAI_AGAIN, 'Temporary failure in name resolution')
+    factory, clients = fake_redis([error, True])
+    monkeypatch.setattr(_redis.redis, 'Redis', factory)
+    clock = FakeClock()
+    _redis.connect(FakeModule(wait_timeout=10), sleep=clock.sleep, clock=clock)
+    assert len(clients) == 2
+
+
+def test_attempts_never_run_past_wait_timeout(monkeypatch):
+    """Each attempt's socket timeouts are cut to the time left, so wait_timeout bounds the whole wait."""
+    seen = []
+
+    def factory(**kwargs):
+        seen.append(kwargs['socket_connect_timeout'])
+        client = mock.Mock()
+        client.ping.side_effect = exceptions.TimeoutError('timed out')
+        return client
+
+    monkeypatch.setattr(_redis.redis, 'Redis', factory)
+    clock = FakeClock()
+    failure(lambda: _redis.connect(FakeModule(wait_timeout=3, connect_timeout=5.0), sleep=clock.sleep, clock=clock))
+    assert seen[0] == 3 and all(t <= 3 for t in seen)
+    assert clock.now <= 3
+
+
+@pytest.mark.parametrize('host, message', [
+    ('redis://10.0.0.1', 'not a URL'),
+    ('', 'must not be empty'),
+    ('a b', 'must not contain spaces'),
+    ('host\n', 'control characters'),
+])
+def test_bad_login_host_fails_before_connecting(monkeypatch, host, message):
+    monkeypatch.setattr(_redis.redis, 'Redis', mock.Mock(side_effect=AssertionError('must not connect')))
+    assert message in failure(lambda: _redis.connect(FakeModule(login_host=host)))['msg']
+
+
+@pytest.mark.parametrize('error, text', [
+    (exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), 'it is out of memory'),
+    (exceptions.ReadOnlyError("You can't write against a read only replica."), 'read-only replica'),
+    (exceptions.NoPermissionError("this user has no permissions to run the 'xadd' command"), 'lacks a permission'),
+])
+def test_redis_error_message_explains(error, text):
+    assert text in _redis.redis_error_message('add a job', error)

@@ -16,6 +16,8 @@ def test_stream_name_required(run_module, monkeypatch):
     monkeypatch.setattr(redis_queue_info, 'connect', mock.Mock(side_effect=AssertionError('must not connect')))
     result, failed = run_module(redis_queue_info.main, dict(stream=''))
     assert failed and result['msg'] == 'stream must not be empty.'
+    result, failed = run_module(redis_queue_info.main, dict(stream='a\nb'))
+    assert failed and 'control characters' in result['msg']
 
 
 def test_redis_error_fails_with_a_sentence(run_module, monkeypatch):
