@@ -9,7 +9,7 @@ images, BENCH_RUNS times (default 3), alternating which goes first:
   converge   the role in a site playbook on a fresh namespace
   re-run     the same playbook again (must report changed=0)
   50 hosts   the re-run with 50 inventory hosts instead of 1
-and, when tests/utils/bench_redis_job.py is there, redis_job against a plain redis-py pipeline (10k and 100k jobs).
+and redis_job against a plain redis-py pipeline (10k and 100k jobs, time and peak memory, on a local redis-server).
 Prints the medians and their ratios, and writes them to BENCH_JSON (default .venv/bench.json).
 """
 
@@ -131,13 +131,17 @@ def main():
     ratios = {'converge / bare': median['converge'] / median['bare'],
               're-run / converge': median['re-run'] / median['converge'],
               '50 hosts / 1 host': median['50 hosts'] / median['re-run']}
+    # redis_job beside a plain redis-py pipeline (tests/utils/bench_redis_job.py: its own redis-server).
     jobs = {}
-    job_bench = REPO / 'tests/utils/bench_redis_job.py'
-    if job_bench.exists():
-        for count in (10000, 100000):
-            say('redis_job with %d jobs against a plain pipeline' % count)
-            dummy, out = run([sys.executable, job_bench, str(count)], env)
-            jobs[count] = json.loads(out.strip().splitlines()[-1])
+    module = REPO / 'plugins/modules/redis_job.py'
+    for count in (10000, 100000):
+        say('redis_job with %d jobs (inline and from a jobs_file) beside a plain pipeline' % count)
+        dummy, out = run([sys.executable, REPO / 'tests/utils/bench_redis_job.py', str(count), str(module),
+                          'file:%s' % module], env)
+        lines = re.findall(r'^(.*): \d+ jobs in ([\d.]+) s, peak (\d+) MB$', out, flags=re.M)
+        (dummy, plain, plain_mb), (dummy, inline, inline_mb), (dummy, from_file, file_mb) = lines
+        jobs[count] = {'pipeline s': float(plain), 'inline s': float(inline), 'jobs_file s': float(from_file),
+                       'pipeline MB': int(plain_mb), 'inline MB': int(inline_mb), 'jobs_file MB': int(file_mb)}
     print()
     print('| measure | median (s) | runs |')
     print('| --- | --- | --- |')
@@ -149,7 +153,9 @@ def main():
     for key, value in ratios.items():
         print('| %s | %.2fx | <= %.2fx |' % (key, value, TARGETS[key]))
     for count, result in jobs.items():
-        print('| redis_job rate / pipeline rate, %d jobs | %s | >= 0.50x |' % (count, result))
+        for how in ('inline', 'jobs_file'):
+            print('| redis_job (%s) rate / pipeline rate, %d jobs | %.2fx (peak %d MB / %d MB) | >= 0.50x |' % (
+                how, count, result['pipeline s'] / result[how + ' s'], result[how + ' MB'], result['pipeline MB']))
     out = Path(os.environ.get('BENCH_JSON', REPO / '.venv/bench.json'))
     out.write_text(json.dumps({'runs': RUNS, 'seconds': times, 'median': median, 'ratios': ratios,
                                'redis_job': jobs}, indent=2))
