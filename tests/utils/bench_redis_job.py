@@ -47,8 +47,10 @@ WRAPPER = (
 def measure(argv, stdin=None):
     """(seconds, peak RSS in MB, stdout) of a child process, measured by a fresh wrapper process each time."""
     began = time.monotonic()
+    # The module imports its module_utils from ansible_collections, found where make links the work tree.
+    path = os.pathsep.join(filter(None, [os.environ.get('ANSIBLE_COLLECTIONS_PATH'), os.environ.get('PYTHONPATH')]))
     proc = subprocess.run([sys.executable, '-c', WRAPPER] + argv, input=stdin, capture_output=True, text=True,
-                          check=False)
+                          check=False, env=dict(os.environ, PYTHONPATH=path))
     elapsed = time.monotonic() - began
     if proc.returncode != 0:
         raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
