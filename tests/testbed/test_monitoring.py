@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_role import changed_count, redis_cli, site  # noqa: F401 (site is a fixture)
+# site is a fixture: pytest finds it by name in this module.
+from test_role import changed_count, redis_cli, site  # noqa: F401  # pylint: disable=unused-import
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tests' / 'utils'))
@@ -102,6 +103,19 @@ def test_metrics_rules_and_dashboard_on_the_cluster(site, kubectl, tmp_path, pro
     assert sample(metrics, 'redis_stream_group_consumer_messages_pending', consumer='dead-worker', **queue) == 3
     assert sample(metrics, 'redis_stream_group_consumer_idle_seconds', consumer='dead-worker', **queue) >= 0
     assert sample(metrics, 'redis_commands_total', cmd='xadd') >= 5
+
+    # The same figures without Prometheus: tasks_from health, against the alerts' thresholds.
+    play = yaml.safe_load((tmp_path / 'site.yml').read_text())
+    play[0]['tasks'][1] = {'name': 'Check the queue', 'ansible.builtin.include_role': {
+        'name': 'raibid.queue.redis', 'tasks_from': 'health'}}
+    (tmp_path / 'health.yml').write_text(yaml.safe_dump(play))
+    output, dummy = site('health.yml', 'hosts1')
+    assert changed_count(output) == 0, output
+    assert re.search(r'"active_consumers": 1,\s+"backlog": 2,', output), output[-3000:]
+    unhealthy = site.raw('health.yml', 'hosts1', '-e', 'raibid_redis_alert_backlog=1 raibid_redis_alert_pending_age=0')
+    assert unhealthy.returncode != 0
+    assert 'backlog of 2 jobs, above 1 (RaibidQueueBacklog)' in unhealthy.stdout, unhealthy.stdout[-3000:]
+    assert 'idle for' in unhealthy.stdout and 'RaibidQueuePendingTooOld' in unhealthy.stdout
 
     # Every metric name of the rules and the dashboard is in the real exporter's output. Sentinel's come from an
     # exporter that reads Sentinel, which the chart's sidecar does not (tests/monitoring checks those names against
