@@ -170,3 +170,24 @@ def test_metrics_rules_and_dashboard_on_the_cluster(site, kubectl, tmp_path, pro
     site('teardown.yml', 'hosts1', '-e', 'raibid_redis_purge=false')
     assert kubectl('-n', ns, 'get', 'prometheusrule', ns + '-alerts', '--ignore-not-found', '-o', 'name').strip() == ''
     print('monitoring converge %.0f s, re-run %.0f s' % (converge, again))
+
+
+def test_a_failed_run_removes_the_rule_it_created(site, kubectl, tmp_path, prometheus_rule_crd):
+    """A run that created the PrometheusRule and then failed (the dashboard ConfigMap is refused by a quota) removes
+    the rule again, with the release it installed; the namespace, which existed, stays."""
+    ns = site.namespace
+    kubectl('create', 'namespace', ns)
+    kubectl('-n', ns, 'wait', '--for=jsonpath={.metadata.name}=kube-root-ca.crt', 'configmap/kube-root-ca.crt',
+            '--timeout=60s')
+    # Room for kube-root-ca.crt and the chart's three ConfigMaps, not for the dashboard's.
+    kubectl.apply({'apiVersion': 'v1', 'kind': 'ResourceQuota', 'metadata': {'name': 'configmaps'},
+                   'spec': {'hard': {'count/configmaps': '4'}}}, namespace=ns)
+    options = tmp_path / 'options.yml'
+    options.write_text(yaml.safe_dump({'raibid_redis_prometheus_rule': True, 'raibid_redis_grafana_dashboard': True}))
+    failed = site.raw('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert failed.returncode != 0, failed.stdout[-3000:]
+    assert "Step 'Create the queue's dashboard ConfigMap" in failed.stdout, failed.stdout[-3000:]
+    assert 'monitoring objects this run created removed' in failed.stdout
+    assert 'release %s uninstalled' % ns in failed.stdout
+    assert kubectl('-n', ns, 'get', 'prometheusrule', ns + '-alerts', '--ignore-not-found', '-o', 'name').strip() == ''
+    assert kubectl('get', 'namespace', ns, '-o', 'name').strip() == 'namespace/' + ns
