@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 # PROGRESS PHASE COMMAND...: runs COMMAND, printing a line every 30 s while it runs.
 PROGRESS := bash $(CURDIR)/testbed/lib.sh
 
-.PHONY: deps deploy bench test units functional sanity lint build kube testbed-up testbed-down testbed-purge molecule clean
+.PHONY: deps deploy bench test units functional monitoring sanity lint build kube testbed-up testbed-down testbed-purge molecule clean
 
 deps: $(VENV)/.deps-done
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -30,13 +30,27 @@ $(VENV)/.deps-done: requirements-dev.txt
 	@$(PROGRESS) "installing requirements-dev.txt" $(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-test: deps units functional sanity lint build kube
+test: deps units functional monitoring sanity lint build kube
 
 units: deps
 	$(BIN)/python -m pytest tests/unit
 
 functional: deps
 	$(BIN)/python -m pytest tests/functional
+
+# The alert rules and the dashboard, offline: promtool check/test rules, shipped files in step with their sources.
+monitoring: deps $(BIN)/promtool
+	$(BIN)/python -m pytest tests/monitoring
+
+# promtool: the system's if there is one, else the binary from Debian's prometheus package, extracted without
+# installing the package (so no prometheus service is set up or started).
+$(BIN)/promtool: | $(VENV)/.deps-done
+	@if found=$$(command -v promtool); then ln -sfn "$$found" $@; else \
+	  echo "Extracting promtool from Debian's prometheus package into $(BIN)"; \
+	  tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" && \
+	  { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus >/dev/null; }; } && \
+	  dpkg-deb -x prometheus_*.deb root && install -m 0755 root/usr/bin/promtool $@; fi
+	@$@ --version | head -n 1
 
 # ansible-test bootstraps pip in its venvs with a script from a host these machines cannot reach;
 # tests/utils/get_pip_offline.py does the same from Python's ensurepip and the package index.

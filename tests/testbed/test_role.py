@@ -71,6 +71,12 @@ def site(tmp_path, kubeconfig, kubectl):
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
         return proc.stdout, time.monotonic() - began
 
+    def raw(playbook, inventory, *extra):
+        """The same, for a run expected to fail: returns the completed process."""
+        return subprocess.run(['ansible-playbook', '-i', str(tmp_path / inventory), str(tmp_path / playbook), *extra],
+                              env=env, capture_output=True, text=True, timeout=900, check=False)
+
+    run.raw = raw
     run.namespace = name
     run.credentials = credentials
     yield run
