@@ -79,7 +79,7 @@ build: deps
 
 # Every test that needs Kubernetes: on RAIBID_TEST_KUBECONFIG's cluster if set, else on the local testbed,
 # which is started here and stopped afterwards whatever happens.
-kube: deps
+kube: deps helm
 	@if [ -z "$${RAIBID_TEST_KUBECONFIG:-}" ]; then \
 	  trap 'bash testbed/testbed.sh down' EXIT; \
 	  RAIBID_TEST_KUBECONFIG=$$(bash testbed/testbed.sh up | tee >(cat >&2) | tail -n 1); \
