@@ -112,6 +112,8 @@ testbed-purge:
 	@bash testbed/testbed.sh purge
 
 # The role's scenarios; their output is searched for the password the default scenario generated.
+# A fresh molecule state directory per run and row: molecule skips prepare while its saved state says "prepared" and
+# would reuse the cluster settings (the helm binary included) that an earlier run or the other version row saved.
 MOLECULE_SCENARIOS ?= default setup_playbook rollback teardown bad_input replication sentinel
 MOLECULE_LOG := $(VENV)/molecule.log
 molecule: deps helm
@@ -119,6 +121,7 @@ molecule: deps helm
 	@export RAIBID_PASSWORD_CANARY=$(VENV)/password-canary; passed=0; \
 	for scenario in $(MOLECULE_SCENARIOS); do \
 	  echo "=== molecule scenario $$scenario"; \
+	  export MOLECULE_EPHEMERAL_DIRECTORY=$(VENV)/molecule-state/$$scenario; rm -rf $$MOLECULE_EPHEMERAL_DIRECTORY; \
 	  $(BIN)/molecule test -s $$scenario 2>&1 | tee -a $(MOLECULE_LOG) || { echo "molecule: $$passed passed, 1 failed"; exit 1; }; \
 	  passed=$$((passed + 1)); \
 	done; \
@@ -171,6 +174,7 @@ matrix-kube: matrix-deps helm
 	@export RAIBID_PASSWORD_CANARY=$(AC221_VENV)/password-canary RAIBID_HELM_MAJOR=4 PATH=$(AC221_BIN):$$PATH; \
 	for scenario in $(MATRIX_SCENARIOS); do \
 	  echo "=== molecule scenario $$scenario (ansible-core 2.21, kubernetes.core 6.6.0, helm 4)"; \
+	  export MOLECULE_EPHEMERAL_DIRECTORY=$(AC221_VENV)/molecule-state/$$scenario; rm -rf $$MOLECULE_EPHEMERAL_DIRECTORY; \
 	  $(AC221_BIN)/molecule test -s $$scenario 2>&1 | tee -a $(MATRIX_LOG) || { echo "matrix: scenario $$scenario failed"; exit 1; }; \
 	done; \
 	$(AC221_BIN)/python tests/utils/check_no_leak.py $$RAIBID_PASSWORD_CANARY $(MATRIX_LOG)
