@@ -114,11 +114,12 @@ testbed-purge:
 # The role's scenarios; their output is searched for the password the default scenario generated.
 # A fresh molecule state directory per run and row: molecule skips prepare while its saved state says "prepared" and
 # would reuse the cluster settings (the helm binary included) that an earlier run or the other version row saved.
+# RAIBID_HELM_MAJOR pins the testbed's helm 3 for this row (the default scenario's verify checks it).
 MOLECULE_SCENARIOS ?= default setup_playbook rollback teardown bad_input replication sentinel
 MOLECULE_LOG := $(VENV)/molecule.log
 molecule: deps helm
 	@: > $(MOLECULE_LOG)
-	@export RAIBID_PASSWORD_CANARY=$(VENV)/password-canary; passed=0; \
+	@export RAIBID_PASSWORD_CANARY=$(VENV)/password-canary RAIBID_HELM_MAJOR=$${RAIBID_HELM_MAJOR:-3}; passed=0; \
 	for scenario in $(MOLECULE_SCENARIOS); do \
 	  echo "=== molecule scenario $$scenario"; \
 	  export MOLECULE_EPHEMERAL_DIRECTORY=$(VENV)/molecule-state/$$scenario; rm -rf $$MOLECULE_EPHEMERAL_DIRECTORY; \
