@@ -107,6 +107,7 @@ deploy: deps
 	@if [ -z "$${KUBECONFIG:-}" ] && [ ! -f "$$HOME/.kube/config" ] && [ -z "$${RAIBID_TEST_KUBECONFIG:-}" ]; then \
 	  echo "No KUBECONFIG or ~/.kube/config: deploying on the local testbed (testbed/README.md)"; \
 	  bash testbed/testbed.sh up; \
+	  command -v helm >/dev/null || bash testbed/tools/helm.sh >/dev/null; \
 	fi
 	$(BIN)/ansible-playbook setup-redis.yml
 
