@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -263,3 +265,137 @@ def test_sentinel_over_tls(site, kubectl, tmp_path):
     output, again = site('site.yml', 'hosts1', '-e', '@%s' % options)
     assert changed_count(output) == 0, output
     print('sentinel over TLS: converge %.0f s, re-run %.0f s' % (converge, again))
+
+
+@contextlib.contextmanager
+def redis_client(kubectl, namespace, pod, password):
+    """redis-py through `kubectl port-forward` (a connection of its own, independent of the role's module)."""
+    proc = subprocess.Popen(kubectl.argv('-n', namespace, 'port-forward', 'pod/' + pod, ':6379'),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        port = re.search(r'127\.0\.0\.1:(\d+) ->', line)
+        assert port, (line, proc.stderr.read() if proc.poll() is not None else '')
+        client = redis.Redis(port=int(port.group(1)), password=password, socket_timeout=60, decode_responses=True)
+        yield client
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def redis_restarts(kubectl, namespace, pod):
+    status = kubectl.json('-n', namespace, 'get', 'pod', pod)['status']['containerStatuses']
+    return {c['name']: c['restartCount'] for c in status}
+
+
+def test_memory_full_refuses_writes_loses_nothing_and_recovers(site, kubectl, tmp_path):
+    """A small memory limit: Redis refuses XADD with OOM at maxmemory instead of being killed, keeps every job it
+    accepted, and takes writes again once the jobs are read, acknowledged and trimmed."""
+    options = tmp_path / 'options.yml'
+    options.write_text(yaml.safe_dump({
+        'raibid_redis_resources': {'requests': {'memory': '64Mi', 'cpu': '50m'},
+                                   'limits': {'memory': '96Mi', 'cpu': '500m'}},
+    }))
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    output, dummy = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert 'maxmemory 75497472 bytes' in output
+    # 75% of 96Mi, as the server has it.
+    assert redis_cli(kubectl, ns, pod, 'CONFIG GET maxmemory', tls=False).split() == ['maxmemory', '75497472']
+    assert redis_cli(kubectl, ns, pod, 'CONFIG GET maxmemory-policy', tls=False).split()[1] == 'noeviction'
+    uid = kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid']
+    before = redis_restarts(kubectl, ns, pod)
+    password = json.loads(site.credentials.read_text())['password']
+    stream, group = 'raibid:jobs', 'raibid-workers'
+
+    began = time.monotonic()
+    accepted, refused, payload = [], 0, 'x' * 4000
+    with redis_client(kubectl, ns, pod, password) as client:
+        # Flood until whole batches are refused; 40000 x 4 kB is far beyond 72 MiB, so the loop must end in refusals.
+        while len(accepted) < 40000:
+            pipe = client.pipeline(transaction=False)
+            for dummy in range(100):
+                pipe.xadd(stream, {'job_type': 'flood', 'payload': payload})
+            replies = pipe.execute(raise_on_error=False)
+            errors = [r for r in replies if isinstance(r, Exception)]
+            assert all(isinstance(e, redis.exceptions.OutOfMemoryError) for e in errors), errors[:3]
+            accepted += [r for r in replies if not isinstance(r, Exception)]
+            refused += len(errors)
+            if len(errors) == len(replies):
+                break
+        flood_seconds = time.monotonic() - began
+        assert refused > 0, 'no write was refused after %d jobs' % len(accepted)
+        info = client.info('memory')
+        assert info['maxmemory'] == 75497472 and info['used_memory'] >= info['maxmemory'] * 0.9, info
+        # A single XADD is refused too, with Redis's OOM error.
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            client.xadd(stream, {'job_type': 'one-more'})
+
+        # Every accepted job is in the stream (counted by the server and by a second route, kubectl exec).
+        assert client.xlen(stream) == len(accepted)
+        assert int(redis_cli(kubectl, ns, pod, 'XLEN %s' % stream, tls=False)) == len(accepted)
+        # Redis was not killed: same pod, no container restart.
+        assert kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid'] == uid
+        assert redis_restarts(kubectl, ns, pod) == before
+
+        # Workers can still read and acknowledge while memory is full, and get exactly the accepted jobs.
+        delivered = []
+        while True:
+            batch = client.xreadgroup(group, 'worker-1', {stream: '>'}, count=2000)
+            if not batch:
+                break
+            ids = [entry_id for entry_id, dummy in batch[0][1]]
+            assert client.xack(stream, group, *ids) == len(ids)
+            delivered += ids
+        assert delivered == accepted
+        assert client.xpending(stream, group)['pending'] == 0
+
+        # Trim what was processed (MINID just above the last delivered ID), then writes work again.
+        last = client.xinfo_groups(stream)[0]['last-delivered-id']
+        ms, seq = last.split('-')
+        assert client.xtrim(stream, minid='%s-%d' % (ms, int(seq) + 1)) == len(accepted)
+        assert client.xlen(stream) == 0
+        new_id = client.xadd(stream, {'job_type': 'after-trim'})
+        assert client.xrange(stream) == [(new_id, {'job_type': 'after-trim'})]
+    assert redis_restarts(kubectl, ns, pod) == before
+    print('memory flood: %d jobs accepted, %d refused, %.0f s' % (len(accepted), refused, flood_seconds))
+
+
+def test_hardened_commands_disabled_while_workers_keda_and_exporter_work(site, kubectl):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    output, dummy = site('site.yml', 'hosts1')
+    # The testbed's Redis 7.0.15 is in CVE-2025-49844's range; Lua is off, so the summary says it is mitigated.
+    assert re.search(r'CVE-2025-49844.*mitigated: EVAL ', output), output[-3000:]
+    disabled = ['EVAL "return 1" 0', 'EVALSHA e0e1f9fabfc9d4800c877a703b823ac0578ff8db 0', 'EVAL_RO "return 1" 0',
+                'EVALSHA_RO e0e1f9fabfc9d4800c877a703b823ac0578ff8db 0', 'SCRIPT LOAD "return 1"', 'SCRIPT FLUSH',
+                'FUNCTION LIST', 'FCALL f 0', 'FCALL_RO f 0', 'FLUSHALL', 'FLUSHDB']
+    for command in disabled:
+        res = subprocess.run(kubectl.argv('-n', ns, 'exec', pod, '-c', 'redis', '--', 'bash', '-c',
+                                          'REDISCLI_AUTH="$(< $REDIS_PASSWORD_FILE)" redis-cli %s' % command),
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert 'unknown command' in res.stdout + res.stderr, (command, res.stdout, res.stderr)
+    # The queue survived FLUSHALL/FLUSHDB attempts.
+    assert 'raibid-workers' in redis_cli(kubectl, ns, pod, 'XINFO GROUPS raibid:jobs', tls=False).split()
+
+    password = json.loads(site.credentials.read_text())['password']
+    stream, group = 'raibid:jobs', 'raibid-workers'
+    with redis_client(kubectl, ns, pod, password) as client:
+        # A producer and a worker, as raibid-ci's agents do it.
+        job = client.xadd(stream, {'job_id': 'j1', 'job_type': 'build', 'payload': '{}'})
+        [[dummy, entries]] = client.xreadgroup(group, 'agent-1', {stream: '>'}, count=10, block=1000)
+        assert [e[0] for e in entries] == [job]
+        # KEDA's redis-streams scaler: XPENDING, XLEN, XINFO GROUPS (lag).
+        assert client.xpending(stream, group)['pending'] == 1
+        assert client.xlen(stream) >= 1
+        assert client.xinfo_groups(stream)[0]['lag'] == 0
+        assert client.xautoclaim(stream, group, 'agent-2', 0, '0-0', count=10)[1][0][0] == job
+        assert client.xack(stream, group, job) == 1
+        assert client.xpending(stream, group)['pending'] == 0
+    # The exporter still scrapes Redis without errors.
+    metrics = kubectl('get', '--raw', '/api/v1/namespaces/%s/pods/%s:9121/proxy/metrics' % (ns, pod))
+    assert re.search(r'^redis_up 1$', metrics, re.M), metrics[:2000]
+    assert re.search(r'^redis_exporter_last_scrape_error(\{[^}]*\})? 0$', metrics, re.M), metrics[:2000]
+    assert re.search(r'^redis_config_maxmemory (402653184|4\.02653184e\+08)$', metrics, re.M), metrics[:2000]
+    # The role's own module (PING, XINFO, XGROUP, XTRIM, INFO, CONFIG GET...) still works: a re-run changes nothing.
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output

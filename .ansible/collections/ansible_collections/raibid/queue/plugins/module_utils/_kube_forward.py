@@ -1,0 +1,90 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, raibid.queue contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
+
+"""A port-forward to a pod through the Kubernetes API, like `kubectl port-forward`, without kubectl.
+
+The controller usually can neither resolve nor route to cluster addresses; kubeconfig access is enough for
+this. A local listener on 127.0.0.1 accepts connections and relays each one over its own port-forward
+stream, so that redis-py connects to a plain host and port. Everything stops with the module process.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import select
+import socket
+import threading
+import traceback
+
+KUBERNETES_IMPORT_ERROR = None
+try:
+    from kubernetes import client as kube_client
+    from kubernetes import config as kube_config
+    from kubernetes.stream import portforward
+except ImportError:
+    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+
+BUFFER_SIZE = 65536
+
+
+class PodPortForward(object):
+    """Listen on 127.0.0.1:<ephemeral> and relay every connection to <pod>:<port> in <namespace>."""
+
+    def __init__(self, pod, namespace, port, kubeconfig=None, context=None):
+        self.pod = pod
+        self.namespace = namespace
+        self.port = port
+        api_client = kube_config.new_client_from_config(config_file=kubeconfig, context=context)
+        self.api = kube_client.CoreV1Api(api_client)
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(('127.0.0.1', 0))
+        self.listener.listen(8)
+        self.local_port = self.listener.getsockname()[1]
+        self.last_error = None
+        self.closed = False
+        thread = threading.Thread(target=self._accept, name='port-forward %s/%s' % (namespace, pod))
+        thread.daemon = True
+        thread.start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                local, dummy = self.listener.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._relay, args=(local,))
+            thread.daemon = True
+            thread.start()
+
+    def _relay(self, local):
+        forward = None
+        try:
+            forward = portforward(self.api.connect_get_namespaced_pod_portforward, self.pod, self.namespace,
+                                  ports=str(self.port))
+            remote = forward.socket(self.port)
+            remote.setblocking(True)
+            sockets = [local, remote]
+            while True:
+                readable = select.select(sockets, [], [])[0]
+                for source in readable:
+                    data = source.recv(BUFFER_SIZE)
+                    if not data:
+                        self.last_error = forward.error(self.port) or self.last_error
+                        return
+                    (remote if source is local else local).sendall(data)
+        except Exception as e:  # pylint: disable=broad-except
+            # Any failure of the stream (pod not running, API refused) reaches redis-py as a closed connection;
+            # the message is kept for the module's error.
+            self.last_error = '%s: %s' % (type(e).__name__, e)
+        finally:
+            local.close()
+            if forward is not None:
+                forward.close()
+
+    def close(self):
+        self.closed = True
+        self.listener.close()

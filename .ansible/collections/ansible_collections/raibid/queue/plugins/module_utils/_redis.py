@@ -1,0 +1,235 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, raibid.queue contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur any time.
+
+"""Connection options and helpers shared by the raibid.queue Redis modules."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import time
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.raibid.queue.plugins.module_utils._kube_forward import (
+    KUBERNETES_IMPORT_ERROR,
+    PodPortForward,
+)
+
+REDIS_IMPORT_ERROR = None
+try:
+    import redis
+    from redis import exceptions as redis_exceptions
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError:
+    REDIS_IMPORT_ERROR = traceback.format_exc()
+    redis = None
+    redis_exceptions = None
+
+# Seconds between two PING attempts while waiting for Redis.
+RETRY_INTERVAL = 1.0
+
+
+def redis_connection_argument_spec():
+    """Connection options every module of this collection accepts (see doc fragment raibid.queue._redis)."""
+    return dict(
+        login_host=dict(type='str', default='localhost'),
+        login_port=dict(type='int', default=6379),
+        login_user=dict(type='str'),
+        login_password=dict(type='str', no_log=True),
+        tls=dict(type='bool', default=False),
+        validate_certs=dict(type='bool', default=True),
+        ca_certs=dict(type='path'),
+        ca_data=dict(type='str'),
+        client_cert_file=dict(type='path'),
+        client_key_file=dict(type='path', no_log=False),
+        connect_timeout=dict(type='float', default=5.0),
+        wait_timeout=dict(type='int', default=0),
+        kubernetes_pod=dict(type='str'),
+        kubernetes_namespace=dict(type='str', default='default'),
+        kubeconfig=dict(type='path'),
+        kubernetes_context=dict(type='str'),
+    )
+
+
+def check_redis_library(module):
+    """Fail with Ansible's usual message when redis-py is missing."""
+    if REDIS_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib('redis'), exception=REDIS_IMPORT_ERROR)
+
+
+def validate_connection_params(module):
+    """Reject option combinations that cannot work, before anything is sent."""
+    params = module.params
+    if not 1 <= params['login_port'] <= 65535:
+        module.fail_json(msg='login_port must be between 1 and 65535, got %d.' % params['login_port'])
+    if params['connect_timeout'] <= 0:
+        module.fail_json(msg='connect_timeout must be greater than 0.')
+    if params['wait_timeout'] < 0:
+        module.fail_json(msg='wait_timeout must be 0 (try once) or more seconds.')
+    if not params['kubernetes_pod']:
+        kube_only = [name for name in ('kubeconfig', 'kubernetes_context') if params[name]]
+        if kube_only:
+            module.fail_json(msg='%s only apply with kubernetes_pod.' % ', '.join(kube_only))
+    if not params['tls']:
+        tls_only = [name for name in ('ca_certs', 'ca_data', 'client_cert_file', 'client_key_file') if params[name]]
+        if tls_only:
+            module.fail_json(msg='%s only apply with tls=true.' % ', '.join(tls_only))
+    if params['ca_certs'] and params['ca_data']:
+        module.fail_json(msg='ca_certs and ca_data are mutually exclusive.')
+
+
+def client_kwargs(params):
+    """Translate the module options into redis.Redis() keyword arguments."""
+    kwargs = dict(
+        host=params['login_host'],
+        port=params['login_port'],
+        username=params['login_user'],
+        password=params['login_password'],
+        socket_connect_timeout=params['connect_timeout'],
+        socket_timeout=params['connect_timeout'],
+        decode_responses=True,
+        # redis-py 6+ retries failed commands with backoff by itself; connect() does the waiting here,
+        # so that wait_timeout means what it says.
+        retry=Retry(NoBackoff(), 0),
+    )
+    if params['tls']:
+        kwargs.update(
+            ssl=True,
+            ssl_cert_reqs='required' if params['validate_certs'] else 'none',
+            ssl_check_hostname=params['validate_certs'],
+            ssl_ca_certs=params['ca_certs'],
+            ssl_ca_data=params['ca_data'],
+            ssl_certfile=params['client_cert_file'],
+            ssl_keyfile=params['client_key_file'],
+        )
+    return kwargs
+
+
+def describe_target(params):
+    scheme = 'rediss' if params['tls'] else 'redis'
+    if params['kubernetes_pod']:
+        return '%s://pod %s/%s:%d (port-forward)' % (scheme, params['kubernetes_namespace'], params['kubernetes_pod'],
+                                                     params['login_port'])
+    return '%s://%s:%d' % (scheme, params['login_host'], params['login_port'])
+
+
+def start_port_forward(module):
+    """Forward a local port to the pod through the Kubernetes API; it closes when the module exits."""
+    if KUBERNETES_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
+    params = module.params
+    try:
+        return PodPortForward(params['kubernetes_pod'], params['kubernetes_namespace'], params['login_port'],
+                              kubeconfig=params['kubeconfig'], context=params['kubernetes_context'])
+    except Exception as e:  # pylint: disable=broad-except
+        # The kubernetes library raises many unrelated types for a bad kubeconfig or context.
+        module.fail_json(msg='Cannot use the Kubernetes API to reach pod %s/%s: %s'
+                             % (params['kubernetes_namespace'], params['kubernetes_pod'], e))
+
+
+def connect(module, sleep=time.sleep, clock=time.monotonic):
+    """Return a client whose PING was answered, retrying until wait_timeout has passed.
+
+    Only transient failures (refused, timed out, still loading) are retried; a rejected login or a
+    refused command fails at once, because waiting cannot fix it.
+    """
+    check_redis_library(module)
+    validate_connection_params(module)
+    params = module.params
+    target = describe_target(params)
+    kwargs = client_kwargs(params)
+    forward = None
+    if params['kubernetes_pod']:
+        forward = start_port_forward(module)
+        # The listener is on 127.0.0.1; with TLS connect by name, since certificates made for a cluster name
+        # localhost (bitnami/redis does) rather than the IP address.
+        kwargs.update(host='localhost' if params['tls'] else '127.0.0.1', port=forward.local_port)
+    deadline = clock() + params['wait_timeout']
+    attempts = 0
+    while True:
+        attempts += 1
+        client = redis.Redis(**kwargs)
+        try:
+            if client.ping():
+                return client
+            last_error = 'PING was not answered with PONG'
+        except redis_exceptions.AuthenticationError as e:
+            module.fail_json(msg='Redis at %s rejected the login: %s' % (target, e))
+        except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError,
+                redis_exceptions.BusyLoadingError) as e:
+            last_error = str(e)
+            if forward is not None and forward.last_error:
+                last_error = 'port-forward: %s' % forward.last_error
+        except redis_exceptions.ResponseError as e:
+            module.fail_json(msg='Redis at %s refused PING: %s' % (target, e))
+        client.close()
+        if clock() + RETRY_INTERVAL > deadline:
+            break
+        sleep(RETRY_INTERVAL)
+    module.fail_json(
+        msg='Redis at %s did not answer PING within %d seconds (%d attempts). Last error: %s'
+            % (target, params['wait_timeout'], attempts, last_error),
+        attempts=attempts)
+
+
+def redis_error_message(action, error):
+    """One sentence for a failed command, naming what was being done."""
+    return 'Redis refused to %s: %s' % (action, error)
+
+
+def stream_summary(client, stream):
+    """Length and first/last entry ids of a stream; exists=False when the key is missing."""
+    if not client.exists(stream):
+        return dict(name=stream, exists=False, length=0, first_entry_id=None, last_entry_id=None)
+    first = client.xrange(stream, count=1)
+    last = client.xrevrange(stream, count=1)
+    return dict(
+        name=stream,
+        exists=True,
+        length=client.xlen(stream),
+        first_entry_id=first[0][0] if first else None,
+        last_entry_id=last[0][0] if last else None,
+    )
+
+
+def key_type(client, key):
+    """The Redis type of a key ('none' when missing), the same on every redis-py version."""
+    value = client.type(key)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def ensure_stream_type(module, client, stream):
+    """Fail without touching anything when another type of key holds the stream name."""
+    found = key_type(client, stream)
+    if found not in ('none', 'stream'):
+        module.fail_json(msg='Key %r holds a %s, not a stream; it was left untouched. '
+                             'Choose another stream name or remove that key yourself.' % (stream, found))
+    return found == 'stream'
+
+
+def group_facts(client, stream, group=None):
+    """XINFO GROUPS of a stream as a list of dicts with stable keys (only `group` when given)."""
+    groups = []
+    for info in client.xinfo_groups(stream):
+        if group is not None and info['name'] != group:
+            continue
+        groups.append(dict(
+            name=info['name'],
+            consumers=info.get('consumers', 0),
+            pending=info.get('pending', 0),
+            last_delivered_id=info.get('last-delivered-id'),
+            # entries-read and lag exist since Redis 7.0.
+            entries_read=info.get('entries-read'),
+            lag=info.get('lag'),
+        ))
+    return groups
+
+
+def server_version(client):
+    return client.info('server').get('redis_version')

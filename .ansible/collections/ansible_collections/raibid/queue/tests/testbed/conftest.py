@@ -1,0 +1,100 @@
+"""Fixtures for tests that need a Kubernetes cluster.
+
+`kubeconfig`: RAIBID_TEST_KUBECONFIG when set (an existing cluster: k3s, kind...;
+nothing is built), else the testbed, started with `testbed/testbed.sh up` (its
+last stdout line is the kubeconfig path). The testbed is not torn down here:
+`make testbed-down` does that.
+"""
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+KUBECTL = os.environ.get("KUBECTL", "kubectl")
+
+
+@pytest.fixture(scope="session")
+def kubeconfig():
+    given = os.environ.get("RAIBID_TEST_KUBECONFIG")
+    if given:
+        if not Path(given).is_file():
+            pytest.fail(f"RAIBID_TEST_KUBECONFIG={given} is not a file")
+        return given
+    # Stream the script's progress so a slow first build is visible.
+    proc = subprocess.Popen(
+        ["bash", str(REPO / "testbed" / "testbed.sh"), "up"],
+        stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    last = ""
+    for line in proc.stdout:
+        sys.stderr.write(line)
+        if line.strip():
+            last = line.strip()
+    if proc.wait() != 0:
+        pytest.fail(f"testbed.sh up failed with exit code {proc.returncode}")
+    if not Path(last).is_file():
+        pytest.fail(f"testbed.sh up did not end with a kubeconfig path: {last!r}")
+    return last
+
+
+class Kubectl:
+    """Runs kubectl against the test cluster; returns stdout, fails with stderr."""
+
+    def __init__(self, kubeconfig):
+        self.kubeconfig = kubeconfig
+
+    def argv(self, *args):
+        return [KUBECTL, "--kubeconfig", self.kubeconfig, *args]
+
+    def __call__(self, *args, input=None, check=True, timeout=300):
+        res = subprocess.run(self.argv(*args), input=input, capture_output=True,
+                             text=True, timeout=timeout, check=False)
+        if check and res.returncode != 0:
+            pytest.fail(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}")
+        return res.stdout
+
+    def json(self, *args):
+        return json.loads(self(*args, "-o", "json"))
+
+    def apply(self, manifest, namespace=None):
+        args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
+        return self(*args, input=manifest if isinstance(manifest, str) else json.dumps(manifest))
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig):
+    return Kubectl(kubeconfig)
+
+
+@pytest.fixture
+def namespace(kubectl):
+    """A fresh namespace, deleted (without waiting) when the test ends."""
+    name = f"rtest-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", name)
+    # Pods need the namespace's default service account (made by a controller).
+    kubectl("wait", "--for=jsonpath={.metadata.name}=default", "serviceaccount/default",
+            "-n", name, "--timeout=60s")
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture(scope="session")
+def images():
+    """Image refs from testbed/images/images.env (or the RAIBID_*_IMAGE environment)."""
+    refs = {}
+    env_file = REPO / "testbed" / "images" / "images.env"
+    if env_file.is_file():
+        for line in env_file.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, dummy, value = line.partition("=")
+                refs[key] = value.strip().strip('"')
+    for key in ("RAIBID_PAUSE_IMAGE", "RAIBID_REDIS_IMAGE", "RAIBID_EXPORTER_IMAGE"):
+        if os.environ.get(key):
+            refs[key] = os.environ[key]
+    return refs

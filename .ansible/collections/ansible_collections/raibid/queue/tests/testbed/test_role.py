@@ -1,0 +1,401 @@
+# Copyright (c) 2026, raibid.queue contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The role in a site playbook: check mode on an empty and on a deployed cluster, and 1 host versus 50."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def changed_count(output):
+    return sum(int(n) for n in re.findall(r'changed=(\d+)', output))
+
+
+@pytest.fixture
+def site(tmp_path, kubeconfig, kubectl):
+    """A site playbook over `hosts: all` that includes the role, with its own namespace and credentials file."""
+    name = 'rtest-role-%s' % uuid.uuid4().hex[:6]
+    credentials = tmp_path / 'creds.json'
+    common = {
+        'raibid_testbed_dir': str(REPO / 'testbed'),
+        'raibid_redis_namespace': name,
+        'raibid_redis_release': name,
+        'raibid_redis_credentials_path': str(credentials),
+    }
+    play = {
+        'name': 'A site playbook that also sets up the queue',
+        'hosts': 'all',
+        'gather_facts': False,
+        'vars': common,
+        'tasks': [
+            {'name': 'Use the test cluster, and the stand-in chart where the registry is unreachable',
+             'ansible.builtin.include_tasks': {'file': str(REPO / 'playbooks/tasks/local-testbed.yml'),
+                                               'apply': {'run_once': True, 'delegate_to': 'localhost'}},
+             'run_once': True},
+            {'name': 'Deploy the queue', 'ansible.builtin.include_role': {'name': 'raibid.queue.redis'}},
+        ],
+    }
+    teardown = dict(play, name='Teardown', tasks=[
+        play['tasks'][0],
+        {'name': 'Purge', 'ansible.builtin.include_role': {'name': 'raibid.queue.redis', 'tasks_from': 'teardown'},
+         'vars': {'raibid_redis_purge': True}},
+    ])
+    (tmp_path / 'site.yml').write_text(yaml.safe_dump([play]))
+    (tmp_path / 'teardown.yml').write_text(yaml.safe_dump([teardown]))
+    for hosts in (1, 50):
+        lines = ['h%02d ansible_connection=local ansible_python_interpreter=%s' % (i, sys.executable)
+                 for i in range(1, hosts + 1)]
+        (tmp_path / ('hosts%d' % hosts)).write_text('\n'.join(lines) + '\n')
+
+    env = dict(os.environ, RAIBID_TEST_KUBECONFIG=kubeconfig, ANSIBLE_NOCOLOR='1')
+    env.pop('KUBECONFIG', None)
+
+    def run(playbook, inventory, *extra):
+        began = time.monotonic()
+        proc = subprocess.run(['ansible-playbook', '-i', str(tmp_path / inventory), str(tmp_path / playbook), *extra],
+                              env=env, capture_output=True, text=True, timeout=900, check=False)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        return proc.stdout, time.monotonic() - began
+
+    run.namespace = name
+    run.credentials = credentials
+    yield run
+    run('teardown.yml', 'hosts1')
+
+
+def test_check_mode_then_deploy_once_for_any_number_of_hosts(site, kubectl):
+    output, dummy = site('site.yml', 'hosts1', '--check')
+    assert changed_count(output) >= 1, output
+    assert 'Install or upgrade the Helm release' in output
+    # Check mode created nothing.
+    assert kubectl('get', 'namespace', site.namespace, check=False) == ''
+    assert not site.credentials.exists()
+
+    output, first = site('site.yml', 'hosts1')
+    assert changed_count(output) >= 1
+    assert site.credentials.exists()
+    pod = kubectl.json('-n', site.namespace, 'get', 'pod', site.namespace + '-master-0')
+    assert all(c['ready'] for c in pod['status']['containerStatuses'])
+
+    output, again = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output
+
+    output, dummy = site('site.yml', 'hosts1', '--check')
+    assert changed_count(output) == 0, output
+
+    output, many = site('site.yml', 'hosts50')
+    assert changed_count(output) == 0, output
+    # The role ran once, for the first host, however many hosts the play has.
+    assert len(re.findall(r'TASK \[raibid.queue.redis : Install or upgrade the Helm release\]', output)) == 1
+    assert output.count('ok: [h01 -> localhost]') > 5
+    assert 'h37 -> localhost' not in output
+    assert many < again * 1.5 + 15, (first, again, many)
+    # Same pod: nothing was restarted by the re-runs.
+    assert kubectl.json('-n', site.namespace, 'get', 'pod', site.namespace + '-master-0')['metadata']['uid'] == \
+        pod['metadata']['uid']
+
+
+def secret_password(kubectl, namespace):
+    data = kubectl.json('-n', namespace, 'get', 'secret', namespace)['data']['redis-password']
+    return base64.b64decode(data).decode()
+
+
+def test_password_is_kept_and_rotates_only_on_request(site, kubectl, tmp_path):
+    site('site.yml', 'hosts1')
+    password = json.loads(site.credentials.read_text())['password']
+    assert re.fullmatch(r'[A-Za-z0-9]{32}', password)
+    assert secret_password(kubectl, site.namespace) == password
+
+    # Rotation: an explicit password wins, passed in a file so it never shows in the process list.
+    rotated = 'Rotated' + uuid.uuid4().hex
+    extra = tmp_path / 'rotate.yml'
+    extra.write_text(yaml.safe_dump({'raibid_redis_password': rotated}))
+    extra.chmod(0o600)
+    output, dummy = site('site.yml', 'hosts1', '-e', '@%s' % extra)
+    assert changed_count(output) >= 1
+    assert rotated not in output and password not in output
+    assert secret_password(kubectl, site.namespace) == rotated
+    assert json.loads(site.credentials.read_text())['password'] == rotated
+    # The pod restarted with the new password, and the queue created before is still there (AOF on the PVC).
+    groups = kubectl('-n', site.namespace, 'exec', site.namespace + '-master-0', '-c', 'redis', '--', 'bash', '-c',
+                     'REDISCLI_AUTH="$(< $REDIS_PASSWORD_FILE)" redis-cli -e XINFO GROUPS raibid:jobs')
+    assert 'raibid-workers' in groups.split()
+
+    # Without the explicit password, the next run keeps the rotated one.
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output
+    assert secret_password(kubectl, site.namespace) == rotated
+
+
+# A ServiceMonitor CRD reduced to what the API server needs to store the objects (no Prometheus Operator).
+SERVICE_MONITOR_CRD = {
+    'apiVersion': 'apiextensions.k8s.io/v1',
+    'kind': 'CustomResourceDefinition',
+    'metadata': {'name': 'servicemonitors.monitoring.coreos.com'},
+    'spec': {
+        'group': 'monitoring.coreos.com',
+        'scope': 'Namespaced',
+        'names': {'kind': 'ServiceMonitor', 'plural': 'servicemonitors', 'singular': 'servicemonitor',
+                  'listKind': 'ServiceMonitorList'},
+        'versions': [{'name': 'v1', 'served': True, 'storage': True, 'schema': {'openAPIV3Schema': {
+            'type': 'object', 'x-kubernetes-preserve-unknown-fields': True}}}],
+    },
+}
+
+
+@pytest.fixture
+def service_monitor_crd(kubectl):
+    """Installs the ServiceMonitor CRD unless the cluster has it; removes it again only if it installed it."""
+    name = SERVICE_MONITOR_CRD['metadata']['name']
+    had = kubectl('get', 'crd', name, '--ignore-not-found', '-o', 'name').strip() != ''
+    if not had:
+        kubectl.apply(SERVICE_MONITOR_CRD)
+        kubectl('wait', '--for=condition=Established', 'crd/' + name, '--timeout=60s')
+    yield
+    if not had:
+        kubectl('delete', 'crd', name, '--wait=false')
+
+
+def redis_cli(kubectl, namespace, pod, command, tls=True, check=True):
+    """redis-cli in the Redis container, with the pod's own password file and, with tls, its CA."""
+    flags = '--tls --cacert "$REDIS_TLS_CA_FILE" ' if tls else ''
+    return kubectl('-n', namespace, 'exec', pod, '-c', 'redis', '--', 'bash', '-c',
+                   'REDISCLI_AUTH="$(< $REDIS_PASSWORD_FILE)" redis-cli -e %s%s' % (flags, command), check=check)
+
+
+def test_options_tls_service_monitor_pvc_retention_network_policy(site, kubectl, namespace, tmp_path,
+                                                                  service_monitor_crd):
+    options = tmp_path / 'options.yml'
+    options.write_text(yaml.safe_dump({
+        'raibid_redis_tls': True,
+        'raibid_redis_service_monitor': True,
+        'raibid_redis_pvc_retention_when_deleted': 'Delete',
+        'raibid_redis_pvc_retention_when_scaled': 'Delete',
+        'raibid_redis_consumer_secrets': [{'namespace': namespace}],
+    }))
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    output, converge = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert 'TLS (CA in Secret %s-crt)' % ns in output
+
+    # TLS: the server speaks only TLS, with the chart's CA; the queue is there and workers are told to use TLS.
+    creds = json.loads(site.credentials.read_text())
+    assert creds['tls'] is True and creds['host'] == '%s-master.%s.svc.cluster.local' % (ns, ns)
+    assert 'raibid-workers' in redis_cli(kubectl, ns, pod, 'XINFO GROUPS raibid:jobs').split()
+    # With the password but without TLS: a plain-text server would answer PONG.
+    assert 'PONG' not in redis_cli(kubectl, ns, pod, 'PING', tls=False, check=False)
+    # The exporter reaches Redis over TLS too (scraped through the API server's pod proxy).
+    metrics = kubectl('get', '--raw', '/api/v1/namespaces/%s/pods/%s:9121/proxy/metrics' % (ns, pod))
+    assert re.search(r'^redis_up 1$', metrics, re.M), metrics[:2000]
+    ca = kubectl.json('-n', ns, 'get', 'secret', ns + '-crt')['data']['ca.crt']
+    consumer = kubectl.json('-n', namespace, 'get', 'secret', 'raibid-redis-auth')['data']
+    assert base64.b64decode(consumer['tls']) == b'enable' and consumer['ca'] == ca
+    assert base64.b64decode(consumer['password']).decode() == creds['password']
+
+    # ServiceMonitor, PVC retention and NetworkPolicy, as the API server has them.
+    monitor = kubectl.json('-n', ns, 'get', 'servicemonitor', ns)
+    assert [e['port'] for e in monitor['spec']['endpoints']] == ['http-metrics']
+    service = kubectl.json('-n', ns, 'get', 'service', ns + '-metrics')
+    assert monitor['spec']['selector']['matchLabels'].items() <= service['metadata']['labels'].items()
+    statefulset = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')
+    retention = statefulset['spec']['persistentVolumeClaimRetentionPolicy']
+    assert retention == {'whenDeleted': 'Delete', 'whenScaled': 'Delete'}
+    policy = kubectl.json('-n', ns, 'get', 'networkpolicy', ns)['spec']
+    assert policy['podSelector']['matchLabels']['app.kubernetes.io/instance'] == ns
+    assert {p['port'] for p in policy['ingress'][0]['ports']} == {6379, 9121}
+
+    output, again = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert changed_count(output) == 0, output
+    print('options converge %.0f s, re-run %.0f s' % (converge, again))
+
+    # whenDeleted=Delete: uninstalling (without purge) takes the PVC too, which by default would stay.
+    site('teardown.yml', 'hosts1', '-e', 'raibid_redis_purge=false')
+    pvc = 'redis-data-%s' % pod
+    kubectl('-n', ns, 'wait', '--for=delete', 'pvc/' + pvc, '--timeout=120s', check=False)
+    assert kubectl('-n', ns, 'get', 'pvc', pvc, '--ignore-not-found', '-o', 'name').strip() == ''
+
+
+def test_sentinel_over_tls(site, kubectl, tmp_path):
+    options = tmp_path / 'options.yml'
+    options.write_text(yaml.safe_dump({
+        'raibid_redis_architecture': 'replication',
+        'raibid_redis_sentinel': True,
+        'raibid_redis_replica_count': 3,
+        'raibid_redis_tls': True,
+        'raibid_redis_resources': {'requests': {'memory': '64Mi', 'cpu': '50m'},
+                                   'limits': {'memory': '256Mi', 'cpu': '500m'}},
+    }))
+    ns = site.namespace
+    output, converge = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert 'Sentinel on port 26379' in output and 'TLS (CA in Secret' in output
+    creds = json.loads(site.credentials.read_text())
+    assert creds['tls'] is True and creds['sentinel_port'] == 26379
+    assert creds['host'] == '%s.%s.svc.cluster.local' % (ns, ns)
+
+    # Sentinel answers over TLS only, and names node-0, where the queue is (and, replicated, on the others).
+    ask = 'REDISCLI_AUTH="$(< $REDIS_PASSWORD_FILE)" redis-cli -e -p 26379 %s --raw SENTINEL get-master-addr-by-name mymaster'
+    sentinel = ['-n', ns, 'exec', ns + '-node-1', '-c', 'sentinel', '--', 'bash', '-c']
+    master = kubectl(*sentinel, ask % '--tls --cacert "$REDIS_SENTINEL_TLS_CA_FILE"').split()[0]
+    assert master.startswith(ns + '-node-0.')
+    plain = subprocess.run(kubectl.argv(*sentinel, ask % ''), capture_output=True, text=True, timeout=60, check=False)
+    assert master not in plain.stdout
+    for node in range(3):
+        groups, deadline = '', time.monotonic() + 60
+        while 'raibid-workers' not in groups.split() and time.monotonic() < deadline:
+            # Replicas may take a moment to copy what the role just created on the master.
+            groups = redis_cli(kubectl, ns, '%s-node-%d' % (ns, node), 'XINFO GROUPS raibid:jobs', check=False)
+            time.sleep(1)
+        assert 'raibid-workers' in groups.split(), (node, groups)
+
+    output, again = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert changed_count(output) == 0, output
+    print('sentinel over TLS: converge %.0f s, re-run %.0f s' % (converge, again))
+
+
+@contextlib.contextmanager
+def redis_client(kubectl, namespace, pod, password):
+    """redis-py through `kubectl port-forward` (a connection of its own, independent of the role's module)."""
+    proc = subprocess.Popen(kubectl.argv('-n', namespace, 'port-forward', 'pod/' + pod, ':6379'),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        port = re.search(r'127\.0\.0\.1:(\d+) ->', line)
+        assert port, (line, proc.stderr.read() if proc.poll() is not None else '')
+        client = redis.Redis(port=int(port.group(1)), password=password, socket_timeout=60, decode_responses=True)
+        yield client
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def redis_restarts(kubectl, namespace, pod):
+    status = kubectl.json('-n', namespace, 'get', 'pod', pod)['status']['containerStatuses']
+    return {c['name']: c['restartCount'] for c in status}
+
+
+def test_memory_full_refuses_writes_loses_nothing_and_recovers(site, kubectl, tmp_path):
+    """A small memory limit: Redis refuses XADD with OOM at maxmemory instead of being killed, keeps every job it
+    accepted, and takes writes again once the jobs are read, acknowledged and trimmed."""
+    options = tmp_path / 'options.yml'
+    options.write_text(yaml.safe_dump({
+        'raibid_redis_resources': {'requests': {'memory': '64Mi', 'cpu': '50m'},
+                                   'limits': {'memory': '96Mi', 'cpu': '500m'}},
+    }))
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    output, dummy = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert 'maxmemory 75497472 bytes' in output
+    # 75% of 96Mi, as the server has it.
+    assert redis_cli(kubectl, ns, pod, 'CONFIG GET maxmemory', tls=False).split() == ['maxmemory', '75497472']
+    assert redis_cli(kubectl, ns, pod, 'CONFIG GET maxmemory-policy', tls=False).split()[1] == 'noeviction'
+    uid = kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid']
+    before = redis_restarts(kubectl, ns, pod)
+    password = json.loads(site.credentials.read_text())['password']
+    stream, group = 'raibid:jobs', 'raibid-workers'
+
+    began = time.monotonic()
+    accepted, refused, payload = [], 0, 'x' * 4000
+    with redis_client(kubectl, ns, pod, password) as client:
+        # Flood until whole batches are refused; 40000 x 4 kB is far beyond 72 MiB, so the loop must end in refusals.
+        while len(accepted) < 40000:
+            pipe = client.pipeline(transaction=False)
+            for dummy in range(100):
+                pipe.xadd(stream, {'job_type': 'flood', 'payload': payload})
+            replies = pipe.execute(raise_on_error=False)
+            errors = [r for r in replies if isinstance(r, Exception)]
+            assert all(isinstance(e, redis.exceptions.OutOfMemoryError) for e in errors), errors[:3]
+            accepted += [r for r in replies if not isinstance(r, Exception)]
+            refused += len(errors)
+            if len(errors) == len(replies):
+                break
+        flood_seconds = time.monotonic() - began
+        assert refused > 0, 'no write was refused after %d jobs' % len(accepted)
+        info = client.info('memory')
+        assert info['maxmemory'] == 75497472 and info['used_memory'] >= info['maxmemory'] * 0.9, info
+        # A single XADD is refused too, with Redis's OOM error.
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            client.xadd(stream, {'job_type': 'one-more'})
+
+        # Every accepted job is in the stream (counted by the server and by a second route, kubectl exec).
+        assert client.xlen(stream) == len(accepted)
+        assert int(redis_cli(kubectl, ns, pod, 'XLEN %s' % stream, tls=False)) == len(accepted)
+        # Redis was not killed: same pod, no container restart.
+        assert kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid'] == uid
+        assert redis_restarts(kubectl, ns, pod) == before
+
+        # Workers can still read and acknowledge while memory is full, and get exactly the accepted jobs.
+        delivered = []
+        while True:
+            batch = client.xreadgroup(group, 'worker-1', {stream: '>'}, count=2000)
+            if not batch:
+                break
+            ids = [entry_id for entry_id, dummy in batch[0][1]]
+            assert client.xack(stream, group, *ids) == len(ids)
+            delivered += ids
+        assert delivered == accepted
+        assert client.xpending(stream, group)['pending'] == 0
+
+        # Trim what was processed (MINID just above the last delivered ID), then writes work again.
+        last = client.xinfo_groups(stream)[0]['last-delivered-id']
+        ms, seq = last.split('-')
+        assert client.xtrim(stream, minid='%s-%d' % (ms, int(seq) + 1)) == len(accepted)
+        assert client.xlen(stream) == 0
+        new_id = client.xadd(stream, {'job_type': 'after-trim'})
+        assert client.xrange(stream) == [(new_id, {'job_type': 'after-trim'})]
+    assert redis_restarts(kubectl, ns, pod) == before
+    print('memory flood: %d jobs accepted, %d refused, %.0f s' % (len(accepted), refused, flood_seconds))
+
+
+def test_hardened_commands_disabled_while_workers_keda_and_exporter_work(site, kubectl):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    output, dummy = site('site.yml', 'hosts1')
+    # The testbed's Redis 7.0.15 is in CVE-2025-49844's range; Lua is off, so the summary says it is mitigated.
+    assert re.search(r'CVE-2025-49844.*mitigated: EVAL ', output), output[-3000:]
+    disabled = ['EVAL "return 1" 0', 'EVALSHA e0e1f9fabfc9d4800c877a703b823ac0578ff8db 0', 'EVAL_RO "return 1" 0',
+                'EVALSHA_RO e0e1f9fabfc9d4800c877a703b823ac0578ff8db 0', 'SCRIPT LOAD "return 1"', 'SCRIPT FLUSH',
+                'FUNCTION LIST', 'FCALL f 0', 'FCALL_RO f 0', 'FLUSHALL', 'FLUSHDB']
+    for command in disabled:
+        res = subprocess.run(kubectl.argv('-n', ns, 'exec', pod, '-c', 'redis', '--', 'bash', '-c',
+                                          'REDISCLI_AUTH="$(< $REDIS_PASSWORD_FILE)" redis-cli %s' % command),
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert 'unknown command' in res.stdout + res.stderr, (command, res.stdout, res.stderr)
+    # The queue survived FLUSHALL/FLUSHDB attempts.
+    assert 'raibid-workers' in redis_cli(kubectl, ns, pod, 'XINFO GROUPS raibid:jobs', tls=False).split()
+
+    password = json.loads(site.credentials.read_text())['password']
+    stream, group = 'raibid:jobs', 'raibid-workers'
+    with redis_client(kubectl, ns, pod, password) as client:
+        # A producer and a worker, as raibid-ci's agents do it.
+        job = client.xadd(stream, {'job_id': 'j1', 'job_type': 'build', 'payload': '{}'})
+        [[dummy, entries]] = client.xreadgroup(group, 'agent-1', {stream: '>'}, count=10, block=1000)
+        assert [e[0] for e in entries] == [job]
+        # KEDA's redis-streams scaler: XPENDING, XLEN, XINFO GROUPS (lag).
+        assert client.xpending(stream, group)['pending'] == 1
+        assert client.xlen(stream) >= 1
+        assert client.xinfo_groups(stream)[0]['lag'] == 0
+        assert client.xautoclaim(stream, group, 'agent-2', 0, '0-0', count=10)[1][0][0] == job
+        assert client.xack(stream, group, job) == 1
+        assert client.xpending(stream, group)['pending'] == 0
+    # The exporter still scrapes Redis without errors.
+    metrics = kubectl('get', '--raw', '/api/v1/namespaces/%s/pods/%s:9121/proxy/metrics' % (ns, pod))
+    assert re.search(r'^redis_up 1$', metrics, re.M), metrics[:2000]
+    assert re.search(r'^redis_exporter_last_scrape_error(\{[^}]*\})? 0$', metrics, re.M), metrics[:2000]
+    assert re.search(r'^redis_config_maxmemory (402653184|4\.02653184e\+08)$', metrics, re.M), metrics[:2000]
+    # The role's own module (PING, XINFO, XGROUP, XTRIM, INFO, CONFIG GET...) still works: a re-run changes nothing.
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output
