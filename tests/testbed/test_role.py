@@ -399,3 +399,105 @@ def test_hardened_commands_disabled_while_workers_keda_and_exporter_work(site, k
     # The role's own module (PING, XINFO, XGROUP, XTRIM, INFO, CONFIG GET...) still works: a re-run changes nothing.
     output, dummy = site('site.yml', 'hosts1')
     assert changed_count(output) == 0, output
+
+
+@pytest.fixture(scope='session')
+def helm_binary():
+    """The helm the role uses on the testbed (testbed/tools/helm.sh prints its path last), unless one is on PATH."""
+    proc = subprocess.run(['bash', str(REPO / 'testbed' / 'tools' / 'helm.sh')], capture_output=True, text=True,
+                          timeout=900, check=True)
+    return proc.stdout.split()[-1]
+
+
+def helm_status(helm_binary, kubeconfig, namespace):
+    proc = subprocess.run([helm_binary, '--kubeconfig', kubeconfig, 'status', namespace, '-n', namespace, '-o', 'json'],
+                          capture_output=True, text=True, timeout=60, check=True)
+    info = json.loads(proc.stdout)
+    return info['info']['status'], info['version']
+
+
+def interrupt_helm(helm_binary, kubeconfig, namespace, args, pending, before=None):
+    """Runs `helm <args> --wait` and kills it (SIGKILL, as a lost controller would) once the release is `pending`
+    and `before` (if given) returns true: the release stays behind in that state."""
+    proc = subprocess.Popen([helm_binary, '--kubeconfig', kubeconfig, *args, '--wait', '--timeout', '600s'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            res = subprocess.run([helm_binary, '--kubeconfig', kubeconfig, 'status', namespace, '-n', namespace, '-o',
+                                  'json'], capture_output=True, text=True, timeout=60, check=False)
+            if res.returncode == 0 and json.loads(res.stdout)['info']['status'] == pending and (before is None or before()):
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, 'helm finished before it could be interrupted'
+    finally:
+        proc.kill()
+        proc.wait()
+    assert helm_status(helm_binary, kubeconfig, namespace)[0] == pending
+
+
+def test_release_left_pending_upgrade_or_failed_is_rolled_back(site, kubectl, kubeconfig, helm_binary):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    chart = str(REPO / 'testbed' / 'charts' / 'redis')
+    site('site.yml', 'hosts1')
+    job = redis_cli(kubectl, ns, pod, 'XADD raibid:jobs "*" job_id kept', tls=False).strip()
+    pvc_uid = kubectl.json('-n', ns, 'get', 'pvc', 'redis-data-' + pod)['metadata']['uid']
+    assert helm_status(helm_binary, kubeconfig, ns) == ('deployed', 1)
+
+    # An upgrade interrupted while helm waits for the rollout (a new pod annotation restarts the pod).
+    interrupt_helm(helm_binary, kubeconfig, ns, ['upgrade', ns, chart, '-n', ns, '--reuse-values', '--set',
+                                                 'master.podAnnotations.interrupted=yes'], 'pending-upgrade')
+    output, dummy = site('site.yml', 'hosts1')
+    assert "was 'pending-upgrade' at revision 2" in output and 'rolled back to revision 1' in output, output[-3000:]
+    # Revision 3 is the rollback; the role's own values equal revision 1, so it upgraded nothing after it.
+    assert helm_status(helm_binary, kubeconfig, ns) == ('deployed', 3)
+    template = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')['spec']['template']
+    assert 'interrupted' not in template['metadata'].get('annotations', {})
+
+    # A failed upgrade: an image that does not exist never becomes Ready.
+    res = subprocess.run([helm_binary, '--kubeconfig', kubeconfig, 'upgrade', ns, chart, '-n', ns, '--reuse-values',
+                          '--set', 'image.tag=does-not-exist', '--wait', '--timeout', '30s'],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode != 0
+    assert helm_status(helm_binary, kubeconfig, ns) == ('failed', 4)
+    output, dummy = site('site.yml', 'hosts1')
+    assert "was 'failed' at revision 4" in output and 'rolled back to revision 3' in output, output[-3000:]
+    assert helm_status(helm_binary, kubeconfig, ns) == ('deployed', 5)
+
+    # The queue, its job and its volume came through; the pod runs the right image and is Ready.
+    assert redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split()[:3] == [job, 'job_id', 'kept']
+    assert kubectl.json('-n', ns, 'get', 'pvc', 'redis-data-' + pod)['metadata']['uid'] == pvc_uid
+    status = kubectl.json('-n', ns, 'get', 'pod', pod)['status']
+    assert all(c['ready'] for c in status['containerStatuses'])
+    assert 'does-not-exist' not in json.dumps(status['containerStatuses'])
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output
+
+
+def test_release_left_pending_install_is_uninstalled_keeping_its_volume(site, kubectl, kubeconfig, helm_binary):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    chart = str(REPO / 'testbed' / 'charts' / 'redis')
+
+    def redis_has_a_job():
+        res = subprocess.run(kubectl.argv('-n', ns, 'exec', pod, '-c', 'redis', '--', 'bash', '-c',
+                                          'REDISCLI_AUTH="$(< $REDIS_PASSWORD_FILE)" redis-cli -e '
+                                          'XADD raibid:jobs "*" job_id kept'), capture_output=True, text=True,
+                             timeout=60, check=False)
+        return res.returncode == 0
+
+    # A first install interrupted while helm waits: the exporter image does not exist, so the pod never becomes
+    # Ready, but Redis runs and takes a job onto the PVC; whenDeleted=Delete would take that PVC with the StatefulSet.
+    interrupt_helm(helm_binary, kubeconfig, ns, [
+        'install', ns, chart, '-n', ns, '--create-namespace', '--set', 'fullnameOverride=%s' % ns,
+        '--set', 'metrics.enabled=true,metrics.image.tag=does-not-exist',
+        '--set', 'master.persistentVolumeClaimRetentionPolicy.enabled=true',
+        '--set', 'master.persistentVolumeClaimRetentionPolicy.whenDeleted=Delete'], 'pending-install', redis_has_a_job)
+    pvc_uid = kubectl.json('-n', ns, 'get', 'pvc', 'redis-data-' + pod)['metadata']['uid']
+
+    output, dummy = site('site.yml', 'hosts1')
+    assert "was 'pending-install' at revision 1" in output and 'uninstalled, since no revision' in output, output[-3000:]
+    assert helm_status(helm_binary, kubeconfig, ns) == ('deployed', 1)
+    assert kubectl.json('-n', ns, 'get', 'pvc', 'redis-data-' + pod)['metadata']['uid'] == pvc_uid
+    assert 'kept' in redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split()
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output
