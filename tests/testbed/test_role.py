@@ -501,3 +501,57 @@ def test_release_left_pending_install_is_uninstalled_keeping_its_volume(site, ku
     assert 'kept' in redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split()
     output, dummy = site('site.yml', 'hosts1')
     assert changed_count(output) == 0, output
+
+
+def test_volume_size_change_expands_or_stops_before_any_change(site, kubectl, kubeconfig, helm_binary, tmp_path):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    pvc = 'redis-data-' + pod
+
+    def run_with_size(size, expect_success=True):
+        options = tmp_path / ('size-%s.yml' % size)
+        options.write_text(yaml.safe_dump({'raibid_redis_persistence_size': size}))
+        if expect_success:
+            return site('site.yml', 'hosts1', '-e', '@%s' % options)[0]
+        env = dict(os.environ, RAIBID_TEST_KUBECONFIG=kubeconfig, ANSIBLE_NOCOLOR='1')
+        env.pop('KUBECONFIG', None)
+        proc = subprocess.run(['ansible-playbook', '-i', str(tmp_path / 'hosts1'), str(tmp_path / 'site.yml'), '-e',
+                               '@%s' % options], env=env, capture_output=True, text=True, timeout=900, check=False)
+        assert proc.returncode != 0, proc.stdout[-3000:]
+        return proc.stdout
+
+    def state():
+        claim = kubectl.json('-n', ns, 'get', 'pvc', pvc)
+        sts = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')
+        return (claim['spec']['resources']['requests']['storage'],
+                sts['spec']['volumeClaimTemplates'][0]['spec']['resources']['requests']['storage'],
+                helm_status(helm_binary, kubeconfig, ns), kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid'])
+
+    run_with_size('1Gi')
+    before = state()
+    assert before[:3] == ('1Gi', '1Gi', ('deployed', 1))
+    storage_class = kubectl.json('-n', ns, 'get', 'pvc', pvc)['spec']['storageClassName']
+    expandable = kubectl.json('get', 'storageclass', storage_class).get('allowVolumeExpansion', False)
+
+    # Shrinking is refused before anything changes.
+    output = run_with_size('512Mi', expect_success=False)
+    assert 'cannot shrink' in output and 'Nothing was changed' in output
+    assert state() == before
+
+    patch = lambda value: kubectl('patch', 'storageclass', storage_class, '--type=merge', '-p',  # noqa: E731
+                                  json.dumps({'allowVolumeExpansion': value}))
+    try:
+        # A StorageClass without volume expansion: a clear error, nothing changed.
+        patch(False)
+        output = run_with_size('2Gi', expect_success=False)
+        assert 'does not allow volume' in output and 'Nothing was changed' in output, output[-3000:]
+        assert state() == before
+
+        # With volume expansion: the PVC is patched; the StatefulSet (immutable template) and the pod stay as they are.
+        patch(True)
+        output = run_with_size('2Gi')
+        assert changed_count(output) >= 1
+        assert state() == ('2Gi', '1Gi', ('deployed', 1), before[3])
+        output = run_with_size('2Gi')
+        assert changed_count(output) == 0, output
+    finally:
+        patch(expandable)
