@@ -563,3 +563,45 @@ def test_volume_size_change_expands_or_stops_before_any_change(site, kubectl, ku
         assert changed_count(output) == 0, output
     finally:
         patch(expandable)
+
+
+def test_redis_pod_deleted_while_the_role_waits(site, kubectl, kubeconfig, tmp_path):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    site('site.yml', 'hosts1')
+    job = redis_cli(kubectl, ns, pod, 'XADD raibid:jobs "*" job_id kept', tls=False).strip()
+    first = kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid']
+    generation = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')['metadata']['generation']
+
+    # A configuration change restarts the pod; while the role waits for that rollout, the new pod is deleted too.
+    options = tmp_path / 'fsync.yml'
+    options.write_text(yaml.safe_dump({'raibid_redis_appendfsync': 'always'}))
+    env = dict(os.environ, RAIBID_TEST_KUBECONFIG=kubeconfig, ANSIBLE_NOCOLOR='1')
+    env.pop('KUBECONFIG', None)
+    log = tmp_path / 'run.log'
+    with open(log, 'w') as out:
+        proc = subprocess.Popen(['ansible-playbook', '-i', str(tmp_path / 'hosts1'), str(tmp_path / 'site.yml'), '-e',
+                                 '@%s' % options], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline, deleted = time.monotonic() + 300, None
+            while time.monotonic() < deadline and proc.poll() is None and deleted is None:
+                current = kubectl.json('-n', ns, 'get', 'pod', pod) if kubectl(
+                    '-n', ns, 'get', 'pod', pod, '--ignore-not-found', '-o', 'name').strip() else None
+                sts = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')['metadata']['generation']
+                waiting = 'Wait for the master StatefulSet to roll out' in log.read_text()
+                if waiting and sts > generation and current and current['metadata']['uid'] != first:
+                    kubectl('-n', ns, 'delete', 'pod', pod, '--wait=false')
+                    deleted = current['metadata']['uid']
+                time.sleep(0.5)
+            assert deleted, 'the pod was not replaced while the role waited:\n' + log.read_text()[-3000:]
+            assert proc.wait(timeout=900) == 0, log.read_text()[-4000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    # The role waited for the pod that replaced the deleted one: Ready, new settings, the queue and its job there.
+    now = kubectl.json('-n', ns, 'get', 'pod', pod)
+    assert now['metadata']['uid'] not in (first, deleted)
+    assert all(c['ready'] for c in now['status']['containerStatuses'])
+    assert redis_cli(kubectl, ns, pod, 'CONFIG GET appendfsync', tls=False).split() == ['appendfsync', 'always']
+    assert redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split()[:3] == [job, 'job_id', 'kept']
+    output, dummy = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert changed_count(output) == 0, output
