@@ -545,8 +545,9 @@ def test_volume_size_change_expands_or_stops_before_any_change(site, kubectl, ku
     assert 'cannot shrink' in output and 'Nothing was changed' in output
     assert state() == before
 
-    patch = lambda value: kubectl('patch', 'storageclass', storage_class, '--type=merge', '-p',  # noqa: E731
-                                  json.dumps({'allowVolumeExpansion': value}))
+    def patch(value):
+        kubectl('patch', 'storageclass', storage_class, '--type=merge', '-p', json.dumps({'allowVolumeExpansion': value}))
+
     try:
         # A StorageClass without volume expansion: a clear error, nothing changed.
         patch(False)
@@ -604,4 +605,48 @@ def test_redis_pod_deleted_while_the_role_waits(site, kubectl, kubeconfig, tmp_p
     assert redis_cli(kubectl, ns, pod, 'CONFIG GET appendfsync', tls=False).split() == ['appendfsync', 'always']
     assert redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split()[:3] == [job, 'job_id', 'kept']
     output, dummy = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert changed_count(output) == 0, output
+
+
+def test_truncated_aof_after_a_crash_keeps_the_jobs_written_before(site, kubectl, images):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    site('site.yml', 'hosts1')
+    for n in range(50):
+        redis_cli(kubectl, ns, pod, 'XADD raibid:jobs "*" job_id job-%d' % n, tls=False)
+    ids = redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split()
+    assert ids.count('job_id') == 50
+    # Stop Redis (its AOF is complete on the PVC), then leave a torn command at the end of the last AOF file, as a
+    # crash in the middle of a write does.
+    kubectl('-n', ns, 'scale', 'statefulset', ns + '-master', '--replicas=0')
+    kubectl('-n', ns, 'wait', '--for=delete', 'pod/' + pod, '--timeout=120s')
+    # printf turns the escapes into CR LF: a RESP command cut off in its last argument.
+    torn = r"""printf '*5\r\n$4\r\nXADD\r\n$11\r\nraibid:jobs\r\n$1\r\n*\r\n$6\r\njob_' >> "$f"; """
+    kubectl.apply({
+        'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'tear-aof', 'namespace': ns},
+        'spec': {
+            'restartPolicy': 'Never',
+            'securityContext': {'runAsUser': 1001, 'runAsGroup': 1001, 'fsGroup': 1001},
+            'containers': [{
+                'name': 'tear', 'image': images['RAIBID_REDIS_IMAGE'], 'imagePullPolicy': 'Never',
+                'command': ['bash', '-ec', 'f=$(ls /data/appendonlydir/*.incr.aof | sort -V | tail -1); ' + torn
+                            + 'tail -c 60 "$f" | od -c; ! redis-check-aof "$f"'],
+                'volumeMounts': [{'name': 'data', 'mountPath': '/data'}],
+            }],
+            'volumes': [{'name': 'data', 'persistentVolumeClaim': {'claimName': 'redis-data-' + pod}}],
+        },
+    })
+    kubectl('-n', ns, 'wait', '--for=jsonpath={.status.phase}=Succeeded', 'pod/tear-aof', '--timeout=120s')
+    kubectl('-n', ns, 'delete', 'pod', 'tear-aof')
+
+    # Redis starts (aof-load-truncated yes drops the torn command), with every job written before the cut.
+    kubectl('-n', ns, 'scale', 'statefulset', ns + '-master', '--replicas=1')
+    deadline = time.monotonic() + 60
+    while not kubectl('-n', ns, 'get', 'pod', pod, '--ignore-not-found', '-o', 'name').strip():
+        assert time.monotonic() < deadline, 'the StatefulSet did not recreate ' + pod
+        time.sleep(1)
+    kubectl('-n', ns, 'wait', '--for=condition=Ready', 'pod/' + pod, '--timeout=180s')
+    assert redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split() == ids
+    logs = kubectl('-n', ns, 'logs', pod, '-c', 'redis')
+    assert 'loaded anyway because aof-load-truncated is enabled' in logs, logs[-2000:]
+    output, dummy = site('site.yml', 'hosts1')
     assert changed_count(output) == 0, output
