@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -269,3 +271,388 @@ def test_sentinel_over_tls(site, kubectl, tmp_path):
     output, again = site('site.yml', 'hosts1', '-e', '@%s' % options)
     assert changed_count(output) == 0, output
     print('sentinel over TLS: converge %.0f s, re-run %.0f s' % (converge, again))
+
+
+@contextlib.contextmanager
+def redis_client(kubectl, namespace, pod, password):
+    """redis-py through `kubectl port-forward` (a connection of its own, independent of the role's module)."""
+    proc = subprocess.Popen(kubectl.argv('-n', namespace, 'port-forward', 'pod/' + pod, ':6379'),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        port = re.search(r'127\.0\.0\.1:(\d+) ->', line)
+        assert port, (line, proc.stderr.read() if proc.poll() is not None else '')
+        client = redis.Redis(port=int(port.group(1)), password=password, socket_timeout=60, decode_responses=True)
+        yield client
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def redis_restarts(kubectl, namespace, pod):
+    status = kubectl.json('-n', namespace, 'get', 'pod', pod)['status']['containerStatuses']
+    return {c['name']: c['restartCount'] for c in status}
+
+
+def test_memory_full_refuses_writes_loses_nothing_and_recovers(site, kubectl, tmp_path):
+    """A small memory limit: Redis refuses XADD with OOM at maxmemory instead of being killed, keeps every job it
+    accepted, and takes writes again once the jobs are read, acknowledged and trimmed."""
+    options = tmp_path / 'options.yml'
+    options.write_text(yaml.safe_dump({
+        'raibid_redis_resources': {'requests': {'memory': '64Mi', 'cpu': '50m'},
+                                   'limits': {'memory': '96Mi', 'cpu': '500m'}},
+    }))
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    output, dummy = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert 'maxmemory 75497472 bytes' in output
+    # 75% of 96Mi, as the server has it.
+    assert redis_cli(kubectl, ns, pod, 'CONFIG GET maxmemory', tls=False).split() == ['maxmemory', '75497472']
+    assert redis_cli(kubectl, ns, pod, 'CONFIG GET maxmemory-policy', tls=False).split()[1] == 'noeviction'
+    uid = kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid']
+    before = redis_restarts(kubectl, ns, pod)
+    password = json.loads(site.credentials.read_text())['password']
+    stream, group = 'raibid:jobs', 'raibid-workers'
+
+    began = time.monotonic()
+    accepted, refused, payload = [], 0, 'x' * 4000
+    with redis_client(kubectl, ns, pod, password) as client:
+        # Flood until whole batches are refused; 40000 x 4 kB is far beyond 72 MiB, so the loop must end in refusals.
+        while len(accepted) < 40000:
+            pipe = client.pipeline(transaction=False)
+            for dummy in range(100):
+                pipe.xadd(stream, {'job_type': 'flood', 'payload': payload})
+            replies = pipe.execute(raise_on_error=False)
+            errors = [r for r in replies if isinstance(r, Exception)]
+            assert all(isinstance(e, redis.exceptions.OutOfMemoryError) for e in errors), errors[:3]
+            accepted += [r for r in replies if not isinstance(r, Exception)]
+            refused += len(errors)
+            if len(errors) == len(replies):
+                break
+        flood_seconds = time.monotonic() - began
+        assert refused > 0, 'no write was refused after %d jobs' % len(accepted)
+        info = client.info('memory')
+        assert info['maxmemory'] == 75497472 and info['used_memory'] >= info['maxmemory'] * 0.9, info
+        # Near the limit a lone small write may still fit (buffers freed after the pipeline); if so, it counts.
+        try:
+            accepted.append(client.xadd(stream, {'job_type': 'one-more'}))
+        except redis.exceptions.OutOfMemoryError:
+            refused += 1
+
+        # Every accepted job is in the stream (counted by the server and by a second route, kubectl exec).
+        assert client.xlen(stream) == len(accepted)
+        assert int(redis_cli(kubectl, ns, pod, 'XLEN %s' % stream, tls=False)) == len(accepted)
+        # Redis was not killed: same pod, no container restart.
+        assert kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid'] == uid
+        assert redis_restarts(kubectl, ns, pod) == before
+
+        # Workers can still read and acknowledge while memory is full, and get exactly the accepted jobs. In batches
+        # of 100 (400 kB replies): 2000 at a time (8 MB replies) got Redis OOM-killed at this tiny 96Mi limit, since
+        # reply buffers are not bounded by maxmemory.
+        delivered = []
+        while True:
+            try:
+                batch = client.xreadgroup(group, 'worker-1', {stream: '>'}, count=100)
+            except redis.exceptions.ConnectionError:
+                pytest.fail('connection lost after %d of %d jobs; pod status %s' % (
+                    len(delivered), len(accepted), json.dumps(kubectl.json('-n', ns, 'get', 'pod', pod)['status'])))
+            if not batch:
+                break
+            ids = [entry_id for entry_id, dummy in batch[0][1]]
+            assert client.xack(stream, group, *ids) == len(ids)
+            delivered += ids
+        assert delivered == accepted
+        assert client.xpending(stream, group)['pending'] == 0
+
+        # Trim what was processed (MINID just above the last delivered ID), then writes work again.
+        last = client.xinfo_groups(stream)[0]['last-delivered-id']
+        ms, seq = last.split('-')
+        assert client.xtrim(stream, minid='%s-%d' % (ms, int(seq) + 1), approximate=False) == len(accepted)
+        assert client.xlen(stream) == 0
+        new_id = client.xadd(stream, {'job_type': 'after-trim'})
+        assert client.xrange(stream) == [(new_id, {'job_type': 'after-trim'})]
+    assert redis_restarts(kubectl, ns, pod) == before
+    print('memory flood: %d jobs accepted, %d refused, %.0f s' % (len(accepted), refused, flood_seconds))
+
+
+def test_hardened_commands_disabled_while_workers_keda_and_exporter_work(site, kubectl):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    output, dummy = site('site.yml', 'hosts1')
+    # The testbed's Redis 7.0.15 is in CVE-2025-49844's range; Lua is off, so the summary says it is mitigated.
+    assert re.search(r'CVE-2025-49844.*mitigated: EVAL ', output), output[-3000:]
+    disabled = ['EVAL "return 1" 0', 'EVALSHA e0e1f9fabfc9d4800c877a703b823ac0578ff8db 0', 'EVAL_RO "return 1" 0',
+                'EVALSHA_RO e0e1f9fabfc9d4800c877a703b823ac0578ff8db 0', 'SCRIPT LOAD "return 1"', 'SCRIPT FLUSH',
+                'FUNCTION LIST', 'FCALL f 0', 'FCALL_RO f 0', 'FLUSHALL', 'FLUSHDB']
+    for command in disabled:
+        res = subprocess.run(kubectl.argv('-n', ns, 'exec', pod, '-c', 'redis', '--', 'bash', '-c',
+                                          'REDISCLI_AUTH="$(< $REDIS_PASSWORD_FILE)" redis-cli %s' % command),
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert 'unknown command' in res.stdout + res.stderr, (command, res.stdout, res.stderr)
+    # The queue survived FLUSHALL/FLUSHDB attempts.
+    assert 'raibid-workers' in redis_cli(kubectl, ns, pod, 'XINFO GROUPS raibid:jobs', tls=False).split()
+
+    password = json.loads(site.credentials.read_text())['password']
+    stream, group = 'raibid:jobs', 'raibid-workers'
+    with redis_client(kubectl, ns, pod, password) as client:
+        # A producer and a worker, as raibid-ci's agents do it.
+        job = client.xadd(stream, {'job_id': 'j1', 'job_type': 'build', 'payload': '{}'})
+        [[dummy, entries]] = client.xreadgroup(group, 'agent-1', {stream: '>'}, count=10, block=1000)
+        assert [e[0] for e in entries] == [job]
+        # KEDA's redis-streams scaler: XPENDING, XLEN, XINFO GROUPS (lag).
+        assert client.xpending(stream, group)['pending'] == 1
+        assert client.xlen(stream) >= 1
+        assert client.xinfo_groups(stream)[0]['lag'] == 0
+        assert client.xautoclaim(stream, group, 'agent-2', 0, '0-0', count=10)[1][0][0] == job
+        assert client.xack(stream, group, job) == 1
+        assert client.xpending(stream, group)['pending'] == 0
+    # The exporter still scrapes Redis without errors.
+    metrics = kubectl('get', '--raw', '/api/v1/namespaces/%s/pods/%s:9121/proxy/metrics' % (ns, pod))
+    assert re.search(r'^redis_up 1$', metrics, re.M), metrics[:2000]
+    assert re.search(r'^redis_exporter_last_scrape_error(\{[^}]*\})? 0$', metrics, re.M), metrics[:2000]
+    assert re.search(r'^redis_config_maxmemory (402653184|4\.02653184e\+08)$', metrics, re.M), metrics[:2000]
+    # The role's own module (PING, XINFO, XGROUP, XTRIM, INFO, CONFIG GET...) still works: a re-run changes nothing.
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output
+
+
+@pytest.fixture(scope='session')
+def helm_binary():
+    """The helm the role uses on the testbed (testbed/tools/helm.sh prints its path last), unless one is on PATH."""
+    proc = subprocess.run(['bash', str(REPO / 'testbed' / 'tools' / 'helm.sh')], capture_output=True, text=True,
+                          timeout=900, check=True)
+    return proc.stdout.split()[-1]
+
+
+def helm_status(helm_binary, kubeconfig, namespace):
+    proc = subprocess.run([helm_binary, '--kubeconfig', kubeconfig, 'status', namespace, '-n', namespace, '-o', 'json'],
+                          capture_output=True, text=True, timeout=60, check=True)
+    info = json.loads(proc.stdout)
+    return info['info']['status'], info['version']
+
+
+def interrupt_helm(helm_binary, kubeconfig, namespace, args, pending, before=None):
+    """Runs `helm <args> --wait` and kills it (SIGKILL, as a lost controller would) once the release is `pending`
+    and `before` (if given) returns true: the release stays behind in that state."""
+    proc = subprocess.Popen([helm_binary, '--kubeconfig', kubeconfig, *args, '--wait', '--timeout', '600s'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            res = subprocess.run([helm_binary, '--kubeconfig', kubeconfig, 'status', namespace, '-n', namespace, '-o',
+                                  'json'], capture_output=True, text=True, timeout=60, check=False)
+            if res.returncode == 0 and json.loads(res.stdout)['info']['status'] == pending and (before is None or before()):
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, 'helm finished before it could be interrupted'
+    finally:
+        proc.kill()
+        proc.wait()
+    assert helm_status(helm_binary, kubeconfig, namespace)[0] == pending
+
+
+def test_release_left_pending_upgrade_or_failed_is_rolled_back(site, kubectl, kubeconfig, helm_binary):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    chart = str(REPO / 'testbed' / 'charts' / 'redis')
+    site('site.yml', 'hosts1')
+    job = redis_cli(kubectl, ns, pod, 'XADD raibid:jobs "*" job_id kept', tls=False).strip()
+    pvc_uid = kubectl.json('-n', ns, 'get', 'pvc', 'redis-data-' + pod)['metadata']['uid']
+    assert helm_status(helm_binary, kubeconfig, ns) == ('deployed', 1)
+
+    # An upgrade interrupted while helm waits for the rollout (a new pod annotation restarts the pod).
+    interrupt_helm(helm_binary, kubeconfig, ns, ['upgrade', ns, chart, '-n', ns, '--reuse-values', '--set',
+                                                 'master.podAnnotations.interrupted=yes'], 'pending-upgrade')
+    output, dummy = site('site.yml', 'hosts1')
+    assert "was 'pending-upgrade' at revision 2" in output and 'rolled back to revision 1' in output, output[-3000:]
+    # Revision 3 is the rollback; the role's own values equal revision 1, so it upgraded nothing after it.
+    assert helm_status(helm_binary, kubeconfig, ns) == ('deployed', 3)
+    template = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')['spec']['template']
+    assert 'interrupted' not in template['metadata'].get('annotations', {})
+
+    # A failed upgrade: an image that does not exist never becomes Ready.
+    res = subprocess.run([helm_binary, '--kubeconfig', kubeconfig, 'upgrade', ns, chart, '-n', ns, '--reuse-values',
+                          '--set', 'image.tag=does-not-exist', '--wait', '--timeout', '30s'],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode != 0
+    assert helm_status(helm_binary, kubeconfig, ns) == ('failed', 4)
+    output, dummy = site('site.yml', 'hosts1')
+    assert "was 'failed' at revision 4" in output and 'rolled back to revision 3' in output, output[-3000:]
+    assert helm_status(helm_binary, kubeconfig, ns) == ('deployed', 5)
+
+    # The queue, its job and its volume came through; the pod runs the right image and is Ready.
+    assert redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split()[:3] == [job, 'job_id', 'kept']
+    assert kubectl.json('-n', ns, 'get', 'pvc', 'redis-data-' + pod)['metadata']['uid'] == pvc_uid
+    status = kubectl.json('-n', ns, 'get', 'pod', pod)['status']
+    assert all(c['ready'] for c in status['containerStatuses'])
+    assert 'does-not-exist' not in json.dumps(status['containerStatuses'])
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output
+
+
+def test_release_left_pending_install_is_uninstalled_keeping_its_volume(site, kubectl, kubeconfig, helm_binary):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    chart = str(REPO / 'testbed' / 'charts' / 'redis')
+
+    def redis_has_a_job():
+        res = subprocess.run(kubectl.argv('-n', ns, 'exec', pod, '-c', 'redis', '--', 'bash', '-c',
+                                          'REDISCLI_AUTH="$(< $REDIS_PASSWORD_FILE)" redis-cli -e '
+                                          'XADD raibid:jobs "*" job_id kept'), capture_output=True, text=True,
+                             timeout=60, check=False)
+        return res.returncode == 0
+
+    # A first install interrupted while helm waits: the exporter image does not exist, so the pod never becomes
+    # Ready, but Redis runs and takes a job onto the PVC; whenDeleted=Delete would take that PVC with the StatefulSet.
+    interrupt_helm(helm_binary, kubeconfig, ns, [
+        'install', ns, chart, '-n', ns, '--create-namespace', '--set', 'fullnameOverride=%s' % ns,
+        '--set', 'metrics.enabled=true,metrics.image.tag=does-not-exist',
+        '--set', 'master.persistentVolumeClaimRetentionPolicy.enabled=true',
+        '--set', 'master.persistentVolumeClaimRetentionPolicy.whenDeleted=Delete'], 'pending-install', redis_has_a_job)
+    pvc_uid = kubectl.json('-n', ns, 'get', 'pvc', 'redis-data-' + pod)['metadata']['uid']
+
+    output, dummy = site('site.yml', 'hosts1')
+    assert "was 'pending-install' at revision 1" in output and 'uninstalled, since no revision' in output, output[-3000:]
+    assert helm_status(helm_binary, kubeconfig, ns) == ('deployed', 1)
+    assert kubectl.json('-n', ns, 'get', 'pvc', 'redis-data-' + pod)['metadata']['uid'] == pvc_uid
+    assert 'kept' in redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split()
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output
+
+
+def test_volume_size_change_expands_or_stops_before_any_change(site, kubectl, kubeconfig, helm_binary, tmp_path):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    pvc = 'redis-data-' + pod
+
+    def run_with_size(size, expect_success=True):
+        options = tmp_path / ('size-%s.yml' % size)
+        options.write_text(yaml.safe_dump({'raibid_redis_persistence_size': size}))
+        if expect_success:
+            return site('site.yml', 'hosts1', '-e', '@%s' % options)[0]
+        env = dict(os.environ, RAIBID_TEST_KUBECONFIG=kubeconfig, ANSIBLE_NOCOLOR='1')
+        env.pop('KUBECONFIG', None)
+        proc = subprocess.run(['ansible-playbook', '-i', str(tmp_path / 'hosts1'), str(tmp_path / 'site.yml'), '-e',
+                               '@%s' % options], env=env, capture_output=True, text=True, timeout=900, check=False)
+        assert proc.returncode != 0, proc.stdout[-3000:]
+        return proc.stdout
+
+    def state():
+        claim = kubectl.json('-n', ns, 'get', 'pvc', pvc)
+        sts = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')
+        return (claim['spec']['resources']['requests']['storage'],
+                sts['spec']['volumeClaimTemplates'][0]['spec']['resources']['requests']['storage'],
+                helm_status(helm_binary, kubeconfig, ns), kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid'])
+
+    run_with_size('1Gi')
+    before = state()
+    assert before[:3] == ('1Gi', '1Gi', ('deployed', 1))
+    storage_class = kubectl.json('-n', ns, 'get', 'pvc', pvc)['spec']['storageClassName']
+    expandable = kubectl.json('get', 'storageclass', storage_class).get('allowVolumeExpansion', False)
+
+    # Shrinking is refused before anything changes.
+    output = run_with_size('512Mi', expect_success=False)
+    assert 'cannot shrink' in output and 'Nothing was changed' in output
+    assert state() == before
+
+    def patch(value):
+        kubectl('patch', 'storageclass', storage_class, '--type=merge', '-p', json.dumps({'allowVolumeExpansion': value}))
+
+    try:
+        # A StorageClass without volume expansion: a clear error, nothing changed.
+        patch(False)
+        output = run_with_size('2Gi', expect_success=False)
+        assert 'does not allow volume' in output and 'Nothing was changed' in output, output[-3000:]
+        assert state() == before
+
+        # With volume expansion: the PVC is patched; the StatefulSet (immutable template) and the pod stay as they are.
+        patch(True)
+        output = run_with_size('2Gi')
+        assert changed_count(output) >= 1
+        assert state() == ('2Gi', '1Gi', ('deployed', 1), before[3])
+        output = run_with_size('2Gi')
+        assert changed_count(output) == 0, output
+    finally:
+        patch(expandable)
+
+
+def test_redis_pod_deleted_while_the_role_waits(site, kubectl, kubeconfig, tmp_path):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    site('site.yml', 'hosts1')
+    job = redis_cli(kubectl, ns, pod, 'XADD raibid:jobs "*" job_id kept', tls=False).strip()
+    first = kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid']
+    generation = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')['metadata']['generation']
+
+    # A configuration change restarts the pod; while the role waits for that rollout, the new pod is deleted too.
+    options = tmp_path / 'fsync.yml'
+    options.write_text(yaml.safe_dump({'raibid_redis_appendfsync': 'always'}))
+    env = dict(os.environ, RAIBID_TEST_KUBECONFIG=kubeconfig, ANSIBLE_NOCOLOR='1')
+    env.pop('KUBECONFIG', None)
+    log = tmp_path / 'run.log'
+    with open(log, 'w') as out:
+        proc = subprocess.Popen(['ansible-playbook', '-i', str(tmp_path / 'hosts1'), str(tmp_path / 'site.yml'), '-e',
+                                 '@%s' % options], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline, deleted = time.monotonic() + 300, None
+            while time.monotonic() < deadline and proc.poll() is None and deleted is None:
+                current = kubectl.json('-n', ns, 'get', 'pod', pod) if kubectl(
+                    '-n', ns, 'get', 'pod', pod, '--ignore-not-found', '-o', 'name').strip() else None
+                sts = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')['metadata']['generation']
+                waiting = 'Wait for the master StatefulSet to roll out' in log.read_text()
+                if waiting and sts > generation and current and current['metadata']['uid'] != first:
+                    kubectl('-n', ns, 'delete', 'pod', pod, '--wait=false')
+                    deleted = current['metadata']['uid']
+                time.sleep(0.5)
+            assert deleted, 'the pod was not replaced while the role waited:\n' + log.read_text()[-3000:]
+            assert proc.wait(timeout=900) == 0, log.read_text()[-4000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    # The role waited for the pod that replaced the deleted one: Ready, new settings, the queue and its job there.
+    now = kubectl.json('-n', ns, 'get', 'pod', pod)
+    assert now['metadata']['uid'] not in (first, deleted)
+    assert all(c['ready'] for c in now['status']['containerStatuses'])
+    assert redis_cli(kubectl, ns, pod, 'CONFIG GET appendfsync', tls=False).split() == ['appendfsync', 'always']
+    assert redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split()[:3] == [job, 'job_id', 'kept']
+    output, dummy = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert changed_count(output) == 0, output
+
+
+def test_truncated_aof_after_a_crash_keeps_the_jobs_written_before(site, kubectl, images):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    site('site.yml', 'hosts1')
+    for n in range(50):
+        redis_cli(kubectl, ns, pod, 'XADD raibid:jobs "*" job_id job-%d' % n, tls=False)
+    ids = redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split()
+    assert ids.count('job_id') == 50
+    # Stop Redis (its AOF is complete on the PVC), then leave a torn command at the end of the last AOF file, as a
+    # crash in the middle of a write does.
+    kubectl('-n', ns, 'scale', 'statefulset', ns + '-master', '--replicas=0')
+    kubectl('-n', ns, 'wait', '--for=delete', 'pod/' + pod, '--timeout=120s')
+    # printf turns the escapes into CR LF: a RESP command cut off in its last argument.
+    torn = r"""printf '*5\r\n$4\r\nXADD\r\n$11\r\nraibid:jobs\r\n$1\r\n*\r\n$6\r\njob_' >> "$f"; """
+    kubectl.apply({
+        'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'tear-aof', 'namespace': ns},
+        'spec': {
+            'restartPolicy': 'Never',
+            'securityContext': {'runAsUser': 1001, 'runAsGroup': 1001, 'fsGroup': 1001},
+            'containers': [{
+                'name': 'tear', 'image': images['RAIBID_REDIS_IMAGE'], 'imagePullPolicy': 'Never',
+                'command': ['bash', '-ec', 'f=$(ls /data/appendonlydir/*.incr.aof | sort -V | tail -1); ' + torn
+                            + 'tail -c 60 "$f" | od -c; ! redis-check-aof "$f"'],
+                'volumeMounts': [{'name': 'data', 'mountPath': '/data'}],
+            }],
+            'volumes': [{'name': 'data', 'persistentVolumeClaim': {'claimName': 'redis-data-' + pod}}],
+        },
+    })
+    kubectl('-n', ns, 'wait', '--for=jsonpath={.status.phase}=Succeeded', 'pod/tear-aof', '--timeout=120s')
+    kubectl('-n', ns, 'delete', 'pod', 'tear-aof')
+
+    # Redis starts (aof-load-truncated yes drops the torn command), with every job written before the cut.
+    kubectl('-n', ns, 'scale', 'statefulset', ns + '-master', '--replicas=1')
+    deadline = time.monotonic() + 60
+    while not kubectl('-n', ns, 'get', 'pod', pod, '--ignore-not-found', '-o', 'name').strip():
+        assert time.monotonic() < deadline, 'the StatefulSet did not recreate ' + pod
+        time.sleep(1)
+    kubectl('-n', ns, 'wait', '--for=condition=Ready', 'pod/' + pod, '--timeout=180s')
+    assert redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split() == ids
+    logs = kubectl('-n', ns, 'logs', pod, '-c', 'redis')
+    assert 'loaded anyway because aof-load-truncated is enabled' in logs, logs[-2000:]
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output
