@@ -169,16 +169,21 @@ def test_wait_timeout_is_a_real_bound(run, redis_server):
     assert 7 <= took < overhead + 7 + 1, (took, overhead)
 
 
+def process(client, count):
+    """Enqueues count jobs, and a worker reads and acknowledges them all: processed history."""
+    pipe = client.pipeline(transaction=False)
+    for i in range(count):
+        pipe.xadd(STREAM, {'job_id': str(i), 'job_type': 'build', 'payload': '{}'})
+    pipe.execute()
+    ids = [i for i, dummy in client.xreadgroup(GROUP, 'w', {STREAM: '>'}, count=count)[0][1]]
+    client.xack(STREAM, GROUP, *ids)
+
+
 def test_node_size_from_the_server_and_no_false_change_without_config(run, redis_server):
     client = redis_server.client()
     client.config_set('stream-node-max-entries', 1000)
     client.xgroup_create(STREAM, GROUP, id='$', mkstream=True)
-    pipe = client.pipeline(transaction=False)
-    for i in range(3000):
-        pipe.xadd(STREAM, {'job_id': str(i), 'job_type': 'build', 'payload': '{}'})
-    pipe.execute()
-    ids = [i for i, dummy in client.xreadgroup(GROUP, 'w', {STREAM: '>'}, count=3000)[0][1]]
-    client.xack(STREAM, GROUP, *ids)
+    process(client, 3000)
 
     # The admin can read the node size: 1000, so 2500 entries are within max_length 1500 + 1000.
     admin = redis_server.login(max_length=1500)
@@ -192,12 +197,7 @@ def test_node_size_from_the_server_and_no_false_change_without_config(run, redis
         assert result['changed'] is False and result['trimmed'] == 0 and result['commands'] == []
     assert client.xlen(STREAM) == 1500
     # 200 more processed: it assumes 100 entries per node, so it trims, and the change is real.
-    pipe = client.pipeline(transaction=False)
-    for i in range(200):
-        pipe.xadd(STREAM, {'job_id': str(i), 'job_type': 'build', 'payload': '{}'})
-    pipe.execute()
-    ids = [i for i, dummy in client.xreadgroup(GROUP, 'w', {STREAM: '>'}, count=200)[0][1]]
-    client.xack(STREAM, GROUP, *ids)
+    process(client, 200)
     result = run('redis_queue', user)
     assert result['changed'] is True and result['trimmed'] == 200 and client.xlen(STREAM) == 1500
     assert run('redis_queue', user)['changed'] is False

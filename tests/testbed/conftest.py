@@ -98,3 +98,36 @@ def images():
         if os.environ.get(key):
             refs[key] = os.environ[key]
     return refs
+
+
+def operator_crd_fixture(kind, plural):
+    """A fixture that installs the Prometheus Operator's CRD for `kind`, reduced to what the API server needs to
+    store such objects (no operator runs), unless the cluster has it; it removes the CRD only if it installed it."""
+    name = f"{plural}.monitoring.coreos.com"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": kind + "List"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+        },
+    }
+
+    @pytest.fixture
+    def installed(kubectl):
+        had = kubectl("get", "crd", name, "--ignore-not-found", "-o", "name").strip() != ""
+        if not had:
+            kubectl.apply(crd)
+            kubectl("wait", "--for=condition=Established", "crd/" + name, "--timeout=60s")
+        yield
+        if not had:
+            kubectl("delete", "crd", name, "--wait=false")
+    return installed
+
+
+service_monitor_crd = operator_crd_fixture("ServiceMonitor", "servicemonitors")
+prometheus_rule_crd = operator_crd_fixture("PrometheusRule", "prometheusrules")

@@ -11,7 +11,6 @@ import re
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 # site is a fixture: pytest finds it by name in this module.
@@ -21,35 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tests' / 'utils'))
 
 import monitoring_files  # noqa: E402
-
-# A PrometheusRule CRD reduced to what the API server needs to store the objects (no Prometheus Operator).
-PROMETHEUS_RULE_CRD = {
-    'apiVersion': 'apiextensions.k8s.io/v1',
-    'kind': 'CustomResourceDefinition',
-    'metadata': {'name': 'prometheusrules.monitoring.coreos.com'},
-    'spec': {
-        'group': 'monitoring.coreos.com',
-        'scope': 'Namespaced',
-        'names': {'kind': 'PrometheusRule', 'plural': 'prometheusrules', 'singular': 'prometheusrule',
-                  'listKind': 'PrometheusRuleList'},
-        'versions': [{'name': 'v1', 'served': True, 'storage': True, 'schema': {'openAPIV3Schema': {
-            'type': 'object', 'x-kubernetes-preserve-unknown-fields': True}}}],
-    },
-}
-
-
-@pytest.fixture
-def prometheus_rule_crd(kubectl):
-    """Installs the PrometheusRule CRD unless the cluster has it; removes it again only if it installed it."""
-    name = PROMETHEUS_RULE_CRD['metadata']['name']
-    had = kubectl('get', 'crd', name, '--ignore-not-found', '-o', 'name').strip() != ''
-    if not had:
-        kubectl.apply(PROMETHEUS_RULE_CRD)
-        kubectl('wait', '--for=condition=Established', 'crd/' + name, '--timeout=60s')
-    yield
-    if not had:
-        kubectl('delete', 'crd', name, '--wait=false')
-
 
 def scrape(kubectl, namespace, pod):
     return kubectl('get', '--raw', '/api/v1/namespaces/%s/pods/%s:9121/proxy/metrics' % (namespace, pod))

@@ -149,35 +149,6 @@ def test_password_is_kept_and_rotates_only_on_request(site, kubectl, tmp_path):
     assert secret_password(kubectl, site.namespace) == rotated
 
 
-# A ServiceMonitor CRD reduced to what the API server needs to store the objects (no Prometheus Operator).
-SERVICE_MONITOR_CRD = {
-    'apiVersion': 'apiextensions.k8s.io/v1',
-    'kind': 'CustomResourceDefinition',
-    'metadata': {'name': 'servicemonitors.monitoring.coreos.com'},
-    'spec': {
-        'group': 'monitoring.coreos.com',
-        'scope': 'Namespaced',
-        'names': {'kind': 'ServiceMonitor', 'plural': 'servicemonitors', 'singular': 'servicemonitor',
-                  'listKind': 'ServiceMonitorList'},
-        'versions': [{'name': 'v1', 'served': True, 'storage': True, 'schema': {'openAPIV3Schema': {
-            'type': 'object', 'x-kubernetes-preserve-unknown-fields': True}}}],
-    },
-}
-
-
-@pytest.fixture
-def service_monitor_crd(kubectl):
-    """Installs the ServiceMonitor CRD unless the cluster has it; removes it again only if it installed it."""
-    name = SERVICE_MONITOR_CRD['metadata']['name']
-    had = kubectl('get', 'crd', name, '--ignore-not-found', '-o', 'name').strip() != ''
-    if not had:
-        kubectl.apply(SERVICE_MONITOR_CRD)
-        kubectl('wait', '--for=condition=Established', 'crd/' + name, '--timeout=60s')
-    yield
-    if not had:
-        kubectl('delete', 'crd', name, '--wait=false')
-
-
 def redis_cli(kubectl, namespace, pod, command, tls=True, check=True):
     """redis-cli in the Redis container, with the pod's own password file and, with tls, its CA."""
     flags = '--tls --cacert "$REDIS_TLS_CA_FILE" ' if tls else ''
