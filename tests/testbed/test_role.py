@@ -627,3 +627,45 @@ def test_truncated_aof_after_a_crash_keeps_the_jobs_written_before(site, kubectl
     assert 'loaded anyway because aof-load-truncated is enabled' in logs, logs[-2000:]
     output, dummy = site('site.yml', 'hosts1')
     assert changed_count(output) == 0, output
+
+
+def test_rerun_with_a_backlog_beyond_max_length_loses_no_job(site, kubectl):
+    """Issue #10's scenario through the role: 15000 jobs, a worker read 100 without acknowledging them and the rest
+    were never delivered (workers down). Re-running the role (max_length 10000) removes none of them; once the
+    workers have processed everything, a re-run trims the processed history to max_length. Counted with a
+    connection of the test's own."""
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    site('site.yml', 'hosts1')
+    password = json.loads(site.credentials.read_text())['password']
+    stream, group = 'raibid:jobs', 'raibid-workers'
+    with redis_client(kubectl, ns, pod, password) as client:
+        pipe = client.pipeline(transaction=False)
+        for i in range(15000):
+            pipe.xadd(stream, {'job_id': 'j%d' % i, 'job_type': 'build', 'payload': '{}'})
+        pipe.execute()
+        held = client.xreadgroup(group, 'worker-1', {stream: '>'}, count=100)[0][1]
+        assert len(held) == 100
+
+    output, dummy = site('site.yml', 'hosts1')
+    assert '15000 jobs are waiting in group raibid-workers' in output, output[-3000:]
+    with redis_client(kubectl, ns, pod, password) as client:
+        assert client.xlen(stream) == 15000
+        assert client.xpending(stream, group)['pending'] == 100
+        assert client.xrange(stream, count=1)[0][1]['job_id'] == 'j0'
+        # The workers come back and process everything.
+        client.xack(stream, group, *[entry_id for entry_id, dummy in held])
+        while True:
+            reply = client.xreadgroup(group, 'worker-1', {stream: '>'}, count=1000)
+            if not reply or not reply[0][1]:
+                break
+            client.xack(stream, group, *[entry_id for entry_id, dummy in reply[0][1]])
+        assert client.xpending(stream, group)['pending'] == 0
+
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) >= 1
+    with redis_client(kubectl, ns, pod, password) as client:
+        assert client.xlen(stream) == 10000
+        # The oldest processed jobs went; the newest 10000 stayed.
+        assert client.xrange(stream, count=1)[0][1]['job_id'] == 'j5000'
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output[-3000:]
