@@ -9,6 +9,7 @@
 #   testbed.sh down    stop what `up` started (by PID), unmount, remove its links,
 #                      iptables rules and state; harmless when already down
 #   testbed.sh status  show what runs
+#   testbed.sh restart-apiserver   stop the API server for a few seconds and start it again (fault tests)
 #   testbed.sh purge   down, then also what down leaves: the Debian packages and kernel module `up`
 #                      added, the logs and the build cache (see testbed/README.md)
 set -euo pipefail
@@ -758,6 +759,16 @@ cmd_down() {
   log "down"
 }
 
+# For fault tests: the API server goes away and comes back, as in a control-plane upgrade.
+cmd_restart_apiserver() {
+  [[ $EUID -eq 0 ]] || die "must run as root"
+  pid_of kube-apiserver >/dev/null || die "kube-apiserver is not running (testbed.sh up first)"
+  BIN="$CACHE/k8s/$RAIBID_K8S_VERSION/bin"
+  stop_proc kube-apiserver
+  sleep "${RAIBID_APISERVER_DOWN_SECONDS:-8}"
+  start_apiserver
+}
+
 cmd_purge() {
   cmd_down
   local kind name packages=()
@@ -801,5 +812,6 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   purge) cmd_purge ;;
-  *) echo "usage: $0 up|down|status|purge" >&2; exit 2 ;;
+  restart-apiserver) cmd_restart_apiserver ;;
+  *) echo "usage: $0 up|down|status|purge|restart-apiserver" >&2; exit 2 ;;
 esac

@@ -543,16 +543,9 @@ def test_volume_size_change_expands_or_stops_before_any_change(site, kubectl, ku
         patch(expandable)
 
 
-def test_redis_pod_deleted_while_the_role_waits(site, kubectl, kubeconfig, tmp_path):
-    ns, pod = site.namespace, site.namespace + '-master-0'
-    site('site.yml', 'hosts1')
-    job = redis_cli(kubectl, ns, pod, 'XADD raibid:jobs "*" job_id kept', tls=False).strip()
-    first = kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid']
-    generation = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')['metadata']['generation']
-
-    # A configuration change restarts the pod; while the role waits for that rollout, the new pod is deleted too.
-    options = tmp_path / 'fsync.yml'
-    options.write_text(yaml.safe_dump({'raibid_redis_appendfsync': 'always'}))
+def during_the_wait(kubeconfig, tmp_path, options, ready, act):
+    """Runs the site playbook with the extra vars file `options` in the background; once the role waits for the
+    rollout and ready() holds, calls act() (the fault) once. The role must still succeed; returns act()'s result."""
     env = dict(os.environ, RAIBID_TEST_KUBECONFIG=kubeconfig, ANSIBLE_NOCOLOR='1')
     env.pop('KUBECONFIG', None)
     log = tmp_path / 'run.log'
@@ -560,29 +553,81 @@ def test_redis_pod_deleted_while_the_role_waits(site, kubectl, kubeconfig, tmp_p
         proc = subprocess.Popen(['ansible-playbook', '-i', str(tmp_path / 'hosts1'), str(tmp_path / 'site.yml'), '-e',
                                  '@%s' % options], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
         try:
-            deadline, deleted = time.monotonic() + 300, None
-            while time.monotonic() < deadline and proc.poll() is None and deleted is None:
-                current = kubectl.json('-n', ns, 'get', 'pod', pod) if kubectl(
-                    '-n', ns, 'get', 'pod', pod, '--ignore-not-found', '-o', 'name').strip() else None
-                sts = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')['metadata']['generation']
-                waiting = 'Wait for the master StatefulSet to roll out' in log.read_text()
-                if waiting and sts > generation and current and current['metadata']['uid'] != first:
-                    kubectl('-n', ns, 'delete', 'pod', pod, '--wait=false')
-                    deleted = current['metadata']['uid']
+            deadline, done = time.monotonic() + 300, None
+            while time.monotonic() < deadline and proc.poll() is None and done is None:
+                if 'Wait for the master StatefulSet to roll out' in log.read_text() and ready():
+                    done = act()
                 time.sleep(0.5)
-            assert deleted, 'the pod was not replaced while the role waited:\n' + log.read_text()[-3000:]
+            assert done, 'no fault while the role waited:\n' + log.read_text()[-3000:]
             assert proc.wait(timeout=900) == 0, log.read_text()[-4000:]
         finally:
             if proc.poll() is None:
                 proc.kill()
-    # The role waited for the pod that replaced the deleted one: Ready, new settings, the queue and its job there.
+    return done
+
+
+def fsync_change(site, kubectl, tmp_path):
+    """Deploys, enqueues a job, and writes options whose configuration change restarts the pod (a rollout)."""
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    site('site.yml', 'hosts1')
+    job = redis_cli(kubectl, ns, pod, 'XADD raibid:jobs "*" job_id kept', tls=False).strip()
+    options = tmp_path / 'fsync.yml'
+    options.write_text(yaml.safe_dump({'raibid_redis_appendfsync': 'always'}))
+    uid = kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid']
+    generation = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')['metadata']['generation']
+    return job, options, uid, generation
+
+
+def assert_rolled_out_with_the_job(site, kubectl, job, options, not_uids):
+    """The role waited for the new pod: Ready, new settings, the queue and its job there; a re-run changes nothing."""
+    ns, pod = site.namespace, site.namespace + '-master-0'
     now = kubectl.json('-n', ns, 'get', 'pod', pod)
-    assert now['metadata']['uid'] not in (first, deleted)
+    assert now['metadata']['uid'] not in not_uids
     assert all(c['ready'] for c in now['status']['containerStatuses'])
     assert redis_cli(kubectl, ns, pod, 'CONFIG GET appendfsync', tls=False).split() == ['appendfsync', 'always']
     assert redis_cli(kubectl, ns, pod, 'XRANGE raibid:jobs - +', tls=False).split()[:3] == [job, 'job_id', 'kept']
     output, dummy = site('site.yml', 'hosts1', '-e', '@%s' % options)
     assert changed_count(output) == 0, output
+
+
+def test_redis_pod_deleted_while_the_role_waits(site, kubectl, kubeconfig, tmp_path):
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    job, options, first, generation = fsync_change(site, kubectl, tmp_path)
+
+    def replaced():
+        if not kubectl('-n', ns, 'get', 'pod', pod, '--ignore-not-found', '-o', 'name').strip():
+            return False
+        sts = kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')['metadata']['generation']
+        return sts > generation and kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid'] != first
+
+    def delete():
+        # While the role waits for the rollout, the new pod is deleted too.
+        uid = kubectl.json('-n', ns, 'get', 'pod', pod)['metadata']['uid']
+        kubectl('-n', ns, 'delete', 'pod', pod, '--wait=false')
+        return uid
+
+    deleted = during_the_wait(kubeconfig, tmp_path, options, replaced, delete)
+    assert_rolled_out_with_the_job(site, kubectl, job, options, (first, deleted))
+
+
+def test_api_server_restarted_while_the_role_waits(site, kubectl, kubeconfig, tmp_path):
+    """The API server goes away for some seconds during the rollout wait (a control-plane upgrade, say): the waits
+    ride through it and the run ends as usual. Needs the testbed, whose API server the test can restart."""
+    if kubeconfig != str(Path(os.environ.get('RAIBID_TESTBED_DIR', '/var/lib/raibid-testbed')) / 'admin.kubeconfig'):
+        pytest.skip('restarting the API server needs the local testbed')
+    ns = site.namespace
+    job, options, first, generation = fsync_change(site, kubectl, tmp_path)
+
+    def upgraded():
+        return kubectl.json('-n', ns, 'get', 'statefulset', ns + '-master')['metadata']['generation'] > generation
+
+    def restart():
+        subprocess.run(['bash', str(REPO / 'testbed/testbed.sh'), 'restart-apiserver'], check=True, timeout=300,
+                       capture_output=True)
+        return True
+
+    during_the_wait(kubeconfig, tmp_path, options, upgraded, restart)
+    assert_rolled_out_with_the_job(site, kubectl, job, options, (first,))
 
 
 def test_truncated_aof_after_a_crash_keeps_the_jobs_written_before(site, kubectl, images):
