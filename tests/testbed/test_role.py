@@ -714,3 +714,59 @@ def test_rerun_with_a_backlog_beyond_max_length_loses_no_job(site, kubectl):
         assert client.xrange(stream, count=1)[0][1]['job_id'] == 'j5000'
     output, dummy = site('site.yml', 'hosts1')
     assert changed_count(output) == 0, output[-3000:]
+
+
+def test_port_forward_dropped_during_a_batch(site, kubectl, kubeconfig, tmp_path):
+    """The controller's port-forward breaks (the API server restarts) while redis_job writes a big batch: a clear
+    error, changed, and an exact account: every entry ID it reports is in the stream, and the jobs it says were
+    surely not written are not. Needs the testbed, whose API server the test can restart."""
+    if kubeconfig != str(Path(os.environ.get('RAIBID_TESTBED_DIR', '/var/lib/raibid-testbed')) / 'admin.kubeconfig'):
+        pytest.skip('restarting the API server needs the local testbed')
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    site('site.yml', 'hosts1')
+    jobs = tmp_path / 'jobs.json'
+    jobs.write_text(json.dumps([{'job_id': 'b%d' % i, 'job_type': 'build', 'payload': {'n': i}}
+                                for i in range(200000)]))
+    result = tmp_path / 'result.json'
+    (tmp_path / 'batch.yml').write_text(yaml.safe_dump([{
+        'name': 'A big batch through the port-forward', 'hosts': 'localhost', 'gather_facts': False,
+        'tasks': [
+            {'name': 'Enqueue', 'raibid.queue.redis_job': {
+                'kubernetes_pod': pod, 'kubernetes_namespace': ns, 'kubeconfig': kubeconfig,
+                'login_password': "{{ (lookup('ansible.builtin.file', '%s') | from_json).password }}" % site.credentials,
+                'jobs_file': str(jobs), 'max_length': 0},
+             'register': 'batch', 'ignore_errors': True, 'no_log': True},
+            {'name': 'Keep the result', 'ansible.builtin.copy': {
+                'dest': str(result), 'mode': '0600',
+                'content': '{{ batch | ansible.builtin.dict2items | rejectattr("key", "equalto", "invocation")'
+                           ' | ansible.builtin.items2dict | to_json }}'}},
+        ]}]))
+    env = dict(os.environ, ANSIBLE_NOCOLOR='1')
+    with open(tmp_path / 'batch.log', 'w') as out:
+        proc = subprocess.Popen(['ansible-playbook', '-i', 'localhost,', '-c', 'local', str(tmp_path / 'batch.yml'),
+                                 '-e', 'ansible_python_interpreter=%s' % sys.executable],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and proc.poll() is None:
+                if int(redis_cli(kubectl, ns, pod, 'XLEN raibid:jobs', tls=False).strip() or 0) > 1000:
+                    break
+                time.sleep(0.3)
+            assert proc.poll() is None, 'the batch ended before the fault:\n' + (tmp_path / 'batch.log').read_text()
+            subprocess.run(['bash', str(REPO / 'testbed/testbed.sh'), 'restart-apiserver'], check=True, timeout=300,
+                           capture_output=True)
+            assert proc.wait(timeout=600) == 0, (tmp_path / 'batch.log').read_text()[-4000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    batch = json.loads(result.read_text())
+    assert batch['failed'] and batch['changed'], batch.get('msg')
+    assert 'connection to Redis broke' in batch['msg'] and 'Traceback' not in batch['msg'], batch['msg']
+    written = {i: entry_id for i, entry_id in enumerate(batch['entry_ids']) if entry_id}
+    assert 0 < len(written) == batch['written'] < 200000
+    in_stream = {}
+    with redis_client(kubectl, ns, pod, json.loads(site.credentials.read_text())['password']) as client:
+        for entry_id, fields in client.xrange('raibid:jobs'):
+            in_stream[fields['job_id']] = entry_id
+    assert all(in_stream.get('b%d' % i) == entry_id for i, entry_id in written.items())
+    assert not [i for i in batch['not_written'] if 'b%d' % i in in_stream]
