@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO / 'tests' / 'utils'))
 
 import monitoring_files  # noqa: E402
 
+
 def scrape(kubectl, namespace, pod):
     return kubectl('get', '--raw', '/api/v1/namespaces/%s/pods/%s:9121/proxy/metrics' % (namespace, pod))
 
