@@ -45,13 +45,13 @@ class PodPortForward(object):
         self.listener.listen(8)
         self.local_port = self.listener.getsockname()[1]
         self.last_error = None
-        self.closed = False
         thread = threading.Thread(target=self._accept, name='port-forward %s/%s' % (namespace, pod))
         thread.daemon = True
         thread.start()
 
     def _accept(self):
-        while not self.closed:
+        # The listener lives as long as the module process: nothing closes it earlier.
+        while True:
             try:
                 local, dummy = self.listener.accept()
             except OSError:
@@ -84,7 +84,3 @@ class PodPortForward(object):
             local.close()
             if forward is not None:
                 forward.close()
-
-    def close(self):
-        self.closed = True
-        self.listener.close()

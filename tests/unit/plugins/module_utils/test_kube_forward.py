@@ -1,0 +1,137 @@
+# Copyright (c) 2026, raibid.queue contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests of the port-forward relay: bytes both ways, one stream per connection, and the failure paths
+(the stream cannot open, it ends with an error). The Kubernetes stream is replaced by a socket pair; the
+relay itself, its listener and its threads are the real ones."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from ansible_collections.raibid.queue.plugins.module_utils import _kube_forward
+
+
+class FakeForward:
+    """What kubernetes.stream.portforward returns: socket(port), error(port), close()."""
+
+    def __init__(self, remote, error=None):
+        self.remote = remote
+        self._error = error
+        self.closed = threading.Event()
+
+    def socket(self, port):
+        return self.remote
+
+    def error(self, port):
+        return self._error
+
+    def close(self):
+        # As the real one does: closing the stream closes its socket.
+        self.remote.close()
+        self.closed.set()
+
+
+class Cluster:
+    """Stands in for the API: each port-forward stream is one end of a socket pair; the test holds the other."""
+
+    def __init__(self, fail=None, error=None):
+        self.fail = fail
+        self.error = error
+        self.streams = []
+        self.pod_ends = []
+        self.calls = []
+        self.opened = threading.Semaphore(0)
+
+    def portforward(self, api_method, pod, namespace, ports):
+        self.calls.append((pod, namespace, ports))
+        if self.fail:
+            raise self.fail
+        relay_end, pod_end = socket.socketpair()
+        pod_end.settimeout(5)
+        stream = FakeForward(relay_end, self.error)
+        self.streams.append(stream)
+        self.pod_ends.append(pod_end)
+        self.opened.release()
+        return stream
+
+
+@pytest.fixture
+def cluster(monkeypatch):
+    def make(**kwargs):
+        fake = Cluster(**kwargs)
+        monkeypatch.setattr(_kube_forward, 'portforward', fake.portforward, raising=False)
+        monkeypatch.setattr(_kube_forward, 'kube_config', FakeConfig(), raising=False)
+        monkeypatch.setattr(_kube_forward, 'kube_client', FakeClient(), raising=False)
+        return fake
+    return make
+
+
+class FakeConfig:
+    def new_client_from_config(self, config_file=None, context=None):
+        return (config_file, context)
+
+
+class FakeClient:
+    class CoreV1Api:
+        def __init__(self, api_client):
+            self.connect_get_namespaced_pod_portforward = object()
+
+
+def local_connection(forward):
+    conn = socket.create_connection(('127.0.0.1', forward.local_port), timeout=5)
+    conn.settimeout(5)
+    return conn
+
+
+def test_listens_on_loopback_and_relays_both_ways(cluster):
+    fake = cluster()
+    forward = _kube_forward.PodPortForward('raibid-redis-master-0', 'raibid-redis', 6379, kubeconfig='/kc')
+    assert forward.listener.getsockname()[0] == '127.0.0.1'
+    conn = local_connection(forward)
+    conn.sendall(b'PING\r\n')
+    assert fake.opened.acquire(timeout=5)
+    pod = fake.pod_ends[0]
+    assert pod.recv(100) == b'PING\r\n'
+    pod.sendall(b'+PONG\r\n')
+    assert conn.recv(100) == b'+PONG\r\n'
+    assert fake.calls == [('raibid-redis-master-0', 'raibid-redis', '6379')]
+    conn.close()
+    assert pod.recv(100) == b''   # the local side closed: the stream is closed too
+    assert fake.streams[0].closed.wait(5)
+    assert forward.last_error is None
+
+
+def test_each_connection_gets_its_own_stream(cluster):
+    fake = cluster()
+    forward = _kube_forward.PodPortForward('pod', 'ns', 6379)
+    first, second = local_connection(forward), local_connection(forward)
+    for conn, data in ((first, b'one'), (second, b'two')):
+        conn.sendall(data)
+    assert fake.opened.acquire(timeout=5) and fake.opened.acquire(timeout=5)
+    assert sorted(end.recv(10) for end in fake.pod_ends) == [b'one', b'two']
+    first.close()
+    second.close()
+
+
+def test_a_stream_that_cannot_open_closes_the_connection_and_keeps_the_reason(cluster):
+    cluster(fail=RuntimeError('pods "pod" not found'))
+    forward = _kube_forward.PodPortForward('pod', 'ns', 6379)
+    conn = local_connection(forward)
+    assert conn.recv(100) == b''
+    assert forward.last_error == 'RuntimeError: pods "pod" not found'
+
+
+def test_the_error_a_stream_ends_with_is_kept(cluster):
+    fake = cluster(error='error forwarding port 6379: connection refused')
+    forward = _kube_forward.PodPortForward('pod', 'ns', 6379)
+    conn = local_connection(forward)
+    conn.sendall(b'x')
+    assert fake.opened.acquire(timeout=5)
+    assert fake.pod_ends[0].recv(10) == b'x'
+    fake.pod_ends[0].close()   # the pod side ends the stream
+    assert conn.recv(100) == b''
+    assert forward.last_error == 'error forwarding port 6379: connection refused'
