@@ -10,6 +10,10 @@ effect is read back with a second client: who holds what (XPENDING), the dead-le
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -188,3 +192,41 @@ def test_a_job_acknowledged_meanwhile_is_not_dead_lettered(run, redis_server, qu
     done = run('redis_queue', options)
     assert [e['id'] for e in done['dead_lettered']] == [queue.flaky_ghost]
     assert [f['dead_letter_origin_id'] for dummy, f in client.xrange('raibid:poison')] == [queue.flaky_ghost]
+
+
+def test_maintenance_playbook(redis_server, queue, tmp_path):
+    """raibid.queue.maintain_queue with a direct connection and the password from a credentials file."""
+    client = redis_server.client()
+    credentials = tmp_path / 'credentials.json'
+    credentials.write_text(json.dumps({'host': 'unused', 'port': 6379, 'password': redis_server.password}))
+    credentials.chmod(0o600)
+    extra = dict(raibid_redis_connection='direct', raibid_redis_direct_host='127.0.0.1',
+                 raibid_redis_direct_port=redis_server.port, raibid_redis_credentials_path=str(credentials),
+                 raibid_redis_dead_letter_deliveries=3, raibid_redis_reclaim_idle=IDLE,
+                 raibid_redis_consumer_max_idle=IDLE, ansible_python_interpreter=sys.executable)
+
+    def playbook(*options):
+        env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_STDOUT_CALLBACK='ansible.posix.json')
+        proc = subprocess.run(['ansible-playbook', 'raibid.queue.maintain_queue', '-e', json.dumps(extra), *options],
+                              env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert redis_server.password not in proc.stdout + proc.stderr
+        tasks = json.loads(proc.stdout[proc.stdout.index('{'):])['plays'][0]['tasks']
+        return {t['task']['name']: t['hosts']['localhost'] for t in tasks}
+
+    before = state(client)
+    predicted = playbook('--check')
+    assert state(client) == before
+    queue.heartbeat()
+    done = playbook()
+    assert done['Dead-letter, reclaim and delete idle consumers']['changed'] is True
+    shown, shown_predicted = done['Show what moved']['msg'], predicted['Show what moved']['msg']
+    assert [e['id'] for e in shown['dead_lettered']] == queue.flaky
+    assert [e['id'] for e in shown['reclaimed']] == queue.dead
+    assert sorted(shown['deleted_consumers']) == ['dead-agent', 'flaky-agent', 'idle-empty']
+    assert shown['reclaimed'] == shown_predicted['reclaimed']
+    assert shown['deleted_consumers'] == shown_predicted['deleted_consumers']
+    assert client.xlen('raibid:jobs:dead') == 2
+    assert {c for c, dummy in pending(client).values()} == {'raibid-reclaimer', 'live-agent'}
+    # Nothing trimmed, whatever the module's default max_length.
+    assert client.xrange(STREAM) == before['entries']
