@@ -240,28 +240,3 @@ def dead_letter_record(fields, entry, group):
     if entry['missing']:
         record['dead_letter_missing'] = 'true'
     return record
-
-
-def dead_letter_commands(stream, group, dead_stream, entry_id):
-    """The commands that move one entry to the dead-letter stream, as text for `commands` (without the fields)."""
-    return ['XADD %s * <fields of %s>' % (dead_stream, entry_id), 'XACK %s %s %s' % (stream, group, entry_id)]
-
-
-def move_to_dead_letter(client, stream, group, dead_stream, entry):
-    """Copy one pending entry to the dead-letter stream and acknowledge it, in one MULTI/EXEC.
-
-    The copy comes first, so that whatever stops the run the job is in one place at least. Returns the new
-    entry's ID and the commands that ran, or None as the ID when the entry was acknowledged by its worker in the
-    meantime (the copy is then deleted again: the job did succeed).
-    """
-    found = client.xrange(stream, min=entry['id'], max=entry['id'])
-    record = dead_letter_record(found[0][1] if found else {}, entry, group)
-    pipe = client.pipeline(transaction=True)
-    pipe.xadd(dead_stream, record)
-    pipe.xack(stream, group, entry['id'])
-    new_id, acknowledged = pipe.execute()
-    commands = dead_letter_commands(stream, group, dead_stream, entry['id'])
-    if acknowledged:
-        return new_id, commands
-    client.xdel(dead_stream, new_id)
-    return None, commands + ['XDEL %s %s' % (dead_stream, new_id)]

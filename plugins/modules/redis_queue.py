@@ -164,9 +164,9 @@ options:
         C(XPENDING)) to the stream O(dead_letter.stream), then acknowledge them in the group.
       - The copy holds the entry's fields plus C(dead_letter_origin_id), C(dead_letter_group),
         C(dead_letter_consumer), C(dead_letter_deliveries), and C(dead_letter_missing=true) when the entry was no
-        longer in the stream. C(XADD) and C(XACK) run in one C(MULTI)/C(EXEC), copy first, so a job is never lost;
-        should its worker acknowledge the entry in the meantime, the copy is deleted again and the entry not
-        listed.
+        longer in the stream. C(XADD) runs before C(XACK), so a job is never lost (a run stopped between the two
+        leaves a copy that the next run makes again); should its worker acknowledge the entry in the meantime,
+        the copy is deleted again and the entry not listed.
       - An entry is moved whoever holds it, even a worker still busy with it; its later C(XACK) then answers 0.
       - The dead-letter stream is never trimmed by this module.
       - Only with O(state=present). Off when not set.
@@ -197,8 +197,8 @@ notes:
   - "Commands used: C(PING), C(TYPE), C(EXISTS), C(XLEN), C(XRANGE), C(XREVRANGE), C(XINFO GROUPS), C(XPENDING),
     C(XGROUP CREATE) or C(XGROUP DESTROY), C(XTRIM), C(DEL) (with O(delete_stream=true)), and if allowed C(INFO)
     and C(CONFIG GET) (without them the version is null and the node size assumed, with a warning). An ACL user
-    needs these on the stream's key. Maintenance adds C(XINFO CONSUMERS), C(XCLAIM), C(XADD), C(XACK), C(XDEL),
-    C(MULTI), C(EXEC) and C(XGROUP DELCONSUMER) (and the dead-letter stream's key)."
+    needs these on the stream's key. Maintenance adds C(XINFO CONSUMERS), C(XCLAIM), C(XADD), C(XACK), C(XDEL)
+    and C(XGROUP DELCONSUMER) (and the dead-letter stream's key)."
   - The trim point is computed, then applied; a consumer group created in between by someone else is not
     protected by that run.
   - Redis cannot delete a consumer only if it holds nothing, and consumer group commands do not trigger C(WATCH).
@@ -438,8 +438,7 @@ from ansible_collections.raibid.queue.plugins.module_utils._queue import (
     SCAN_CHUNK,
     backlog_warning,
     consumer_facts,
-    dead_letter_commands,
-    move_to_dead_letter,
+    dead_letter_record,
     node_max_entries,
     plan_maintenance,
     plan_trim,
@@ -734,16 +733,21 @@ def maintain(module, client, run, group_existed):
 
     if dead_letter:
         result['dead_lettered'] = []
+        dead_stream = dead_letter['stream']
         for entry in plan['dead_letter']:
-            new_id = None
-            if module.check_mode:
-                result['commands'].extend(dead_letter_commands(stream, group, dead_letter['stream'], entry['id']))
-            else:
-                new_id, commands = move_to_dead_letter(client, stream, group, dead_letter['stream'], entry)
-                result['commands'].extend(commands)
-                run.done.extend(commands)
-                if new_id is None:
-                    continue
+            # The copy first, then the acknowledgement: whatever stops the run, the job is kept somewhere.
+            # (Not in MULTI: a command failing inside EXEC does not stop the next one.)
+            found = client.xrange(stream, min=entry['id'], max=entry['id'])
+            entry['missing'] = not found
+            record = dead_letter_record(found[0][1] if found else {}, entry, group)
+            new_id = run.execute('XADD %s * <fields of %s>' % (dead_stream, entry['id']),
+                                 partial(client.xadd, dead_stream, record))
+            acknowledged = run.execute('XACK %s %s %s' % (stream, group, entry['id']),
+                                       partial(client.xack, stream, group, entry['id']))
+            if acknowledged == 0:
+                # Its worker acknowledged it in the meantime: the job succeeded, so the copy goes again.
+                run.execute('XDEL %s %s' % (dead_stream, new_id), partial(client.xdel, dead_stream, new_id))
+                continue
             result['dead_lettered'].append(dict(id=entry['id'], consumer=entry['consumer'],
                                                 deliveries=entry['deliveries'], dead_letter_id=new_id,
                                                 missing=entry['missing']))
