@@ -184,7 +184,11 @@ options:
     description:
       - Delete consumers of the group idle at least O(delete_idle_consumers.min_idle) seconds that hold no pending
         entry (after O(dead_letter) and O(reclaim) ran), with C(XGROUP DELCONSUMER).
-      - Consumers are read again right before the deletion, and one that read or holds an entry by then is kept.
+      - Idle is the C(idle) of C(XINFO CONSUMERS). Before Redis 7.2 a read that finds no new entry does not reset
+        it, so a worker waiting for work on an empty queue may be deleted; its next read creates it again, and
+        nothing is lost since it held nothing.
+      - Consumers are read again right before the deletion, and one that holds an entry or became active by then
+        is kept.
       - Only with O(state=present). Off when not set.
     type: dict
     suboptions:
