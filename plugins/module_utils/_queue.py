@@ -163,3 +163,80 @@ def memory_facts(client):
     used, limit = int(info.get('used_memory', 0)), int(info.get('maxmemory', 0))
     return dict(used_memory=used, maxmemory=limit, used_ratio=round(float(used) / limit, 4) if limit else None,
                 maxmemory_policy=info.get('maxmemory_policy'))
+
+
+def consumer_facts(client, stream, group):
+    """XINFO CONSUMERS of a group as dicts name, pending, idle (milliseconds since the consumer's last read or claim)."""
+    return [dict(name=c['name'], pending=c.get('pending', 0), idle=c.get('idle', 0))
+            for c in client.xinfo_consumers(stream, group)]
+
+
+def pending_entries(client, stream, group):
+    """Every pending entry of the group, from the extended XPENDING, as dicts id, consumer, idle (ms), deliveries."""
+    entries, start = [], '-'
+    while True:
+        batch = client.xpending_range(stream, group, min=start, max='+', count=SCAN_CHUNK)
+        entries.extend(dict(id=e['message_id'], consumer=e['consumer'], idle=e['time_since_delivered'],
+                            deliveries=e['times_delivered']) for e in batch)
+        if len(batch) < SCAN_CHUNK:
+            return entries
+        start = '(' + batch[-1]['message_id']
+
+
+def missing_entries(client, stream, ids):
+    """The IDs among ids whose entry is no longer in the stream (trimmed or deleted while pending)."""
+    pipe = client.pipeline(transaction=False)
+    for entry_id in ids:
+        pipe.xrange(stream, min=entry_id, max=entry_id)
+    return set(entry_id for entry_id, found in zip(ids, pipe.execute()) if not found)
+
+
+def plan_maintenance(client, stream, group, reclaim=None, dead_letter=None, delete_idle_consumers=None):
+    """What the maintenance options of redis_queue would do now, read-only (check mode reports exactly this).
+
+    reclaim: dict(min_idle=seconds, consumer=name); dead_letter: dict(max_deliveries=N, stream=name);
+    delete_idle_consumers: dict(min_idle=seconds); None turns a step off.
+
+    Returns a dict:
+    dead_letter: pending entries delivered more than N times (they go to the dead-letter stream, not to reclaim);
+    reclaim: the other pending entries idle at least reclaim's min_idle, those the target consumer holds too (a
+    new hand-over counts as a delivery, so an entry nobody works on reaches the dead-letter stream in the end);
+    delete_consumers: consumers idle at least delete_idle_consumers' min_idle that hold no pending entry once
+    the entries above have moved (the reclaim target only when it receives nothing).
+    Each entry is a dict id, consumer, idle, deliveries, missing (its stream entry is gone).
+    """
+    plan = dict(dead_letter=[], reclaim=[], delete_consumers=[])
+    entries = pending_entries(client, stream, group) if reclaim or dead_letter else []
+    if dead_letter:
+        plan['dead_letter'] = [e for e in entries if e['deliveries'] > dead_letter['max_deliveries']]
+    if reclaim:
+        dead = set(e['id'] for e in plan['dead_letter'])
+        plan['reclaim'] = [e for e in entries if e['id'] not in dead and e['idle'] >= reclaim['min_idle'] * 1000]
+    moving = plan['dead_letter'] + plan['reclaim']
+    missing = missing_entries(client, stream, [e['id'] for e in moving]) if moving else set()
+    for entry in moving:
+        entry['missing'] = entry['id'] in missing
+    if delete_idle_consumers:
+        leaving, dead = {}, set(e['id'] for e in plan['dead_letter'])
+        for entry in moving:
+            # An entry handed again to the consumer that holds it stays with it (unless its job is gone).
+            stays = reclaim and entry['consumer'] == reclaim['consumer'] and entry['id'] not in dead
+            if not stays or entry['missing']:
+                leaving[entry['consumer']] = leaving.get(entry['consumer'], 0) + 1
+        receiving = reclaim['consumer'] if reclaim and any(not e['missing'] for e in plan['reclaim']) else None
+        plan['delete_consumers'] = [
+            c['name'] for c in consumer_facts(client, stream, group)
+            if c['idle'] >= delete_idle_consumers['min_idle'] * 1000 and c['name'] != receiving
+            and c['pending'] - leaving.get(c['name'], 0) <= 0]
+    return plan
+
+
+def dead_letter_record(fields, entry, group):
+    """The dead-letter stream entry of a pending entry: its fields, then where it came from and how often it was
+    delivered (under names a job does not use, so that they never replace a job field)."""
+    record = dict(fields)
+    record.update(dead_letter_origin_id=entry['id'], dead_letter_group=group, dead_letter_consumer=entry['consumer'],
+                  dead_letter_deliveries=str(entry['deliveries']))
+    if entry['missing']:
+        record['dead_letter_missing'] = 'true'
+    return record

@@ -20,6 +20,10 @@ description:
     earlier one changed Redis, the failure says so with C(changed=true) and the RV(commands) that ran.
   - With O(state=absent), removes the consumer group, the credentials file, and the stream only when
     O(delete_stream=true).
+  - Maintenance, each step off unless asked for (the playbook C(raibid.queue.maintain_queue) runs them).
+    O(dead_letter) moves jobs delivered too often to a dead-letter stream, O(reclaim) hands jobs whose worker went
+    silent to another consumer, O(delete_idle_consumers) removes consumers that are long idle and hold nothing.
+    They run in that order, after trimming; check mode predicts each with C(XPENDING) and C(XINFO CONSUMERS).
 author:
   - raibid maintainers (@raibid)
 extends_documentation_fragment:
@@ -129,14 +133,81 @@ options:
       - More keys of O(credentials_extra) whose values are secrets (see there).
     type: list
     elements: str
+  reclaim:
+    description:
+      - Hand pending entries idle at least O(reclaim.min_idle) seconds (delivered, not acknowledged, and untouched
+        since, because their worker died or hangs) to the consumer O(reclaim.consumer), with
+        C(XCLAIM <stream> <group> <consumer> <min-idle-ms> <id>...).
+      - Redis cannot give a pending entry back to the group for any consumer to read with C(>); an entry always
+        belongs to one consumer until acknowledged. So name a consumer that will process the entries (a worker
+        that reads its own pending entries with C(XREADGROUP ... 0) or claims with C(XAUTOCLAIM)), or leave the
+        default C(raibid-reclaimer) to park them where an operator can look at them.
+      - XCLAIM checks the idle time again for each entry, so an entry whose worker touched or acknowledged it
+        since the plan is not taken. Each hand-over counts as a delivery; with O(dead_letter) an entry that
+        nobody processes reaches the dead-letter stream after enough runs.
+      - An entry no longer in the stream (trimmed or deleted while pending) is dropped from the pending list by
+        C(XCLAIM) instead and listed with RV(reclaimed[].missing=true).
+      - Only with O(state=present). Off when not set.
+    type: dict
+    suboptions:
+      min_idle:
+        description: Seconds an entry must have been idle, at least 1. Set it above your longest job.
+        type: int
+        required: true
+      consumer:
+        description: Consumer that receives the entries; created when it does not exist.
+        type: str
+        default: raibid-reclaimer
+  dead_letter:
+    description:
+      - Move pending entries delivered more than O(dead_letter.max_deliveries) times (the delivery count of
+        C(XPENDING)) to the stream O(dead_letter.stream), then acknowledge them in the group.
+      - The copy holds the entry's fields plus C(dead_letter_origin_id), C(dead_letter_group),
+        C(dead_letter_consumer), C(dead_letter_deliveries), and C(dead_letter_missing=true) when the entry was no
+        longer in the stream. C(XADD) runs before C(XACK), so a job is never lost (a run stopped between the two
+        leaves a copy that the next run makes again); should its worker acknowledge the entry in the meantime,
+        the copy is deleted again and the entry not listed.
+      - An entry is moved whoever holds it, even a worker still busy with it; its later C(XACK) then answers 0.
+      - The dead-letter stream is never trimmed by this module.
+      - Only with O(state=present). Off when not set.
+    type: dict
+    suboptions:
+      max_deliveries:
+        description: Deliveries allowed, at least 1; an entry delivered more often is moved.
+        type: int
+        required: true
+      stream:
+        description: The dead-letter stream; must differ from O(stream). A key of another type is an error.
+        type: str
+        default: 'raibid:jobs:dead'
+  delete_idle_consumers:
+    description:
+      - Delete consumers of the group idle at least O(delete_idle_consumers.min_idle) seconds that hold no pending
+        entry (after O(dead_letter) and O(reclaim) ran), with C(XGROUP DELCONSUMER).
+      - Idle is the C(idle) of C(XINFO CONSUMERS). Before Redis 7.2 a read that finds no new entry does not reset
+        it, so a worker waiting for work on an empty queue may be deleted; its next read creates it again, and
+        nothing is lost since it held nothing.
+      - Consumers are read again right before the deletion, and one that holds an entry or became active by then
+        is kept.
+      - Only with O(state=present). Off when not set.
+    type: dict
+    suboptions:
+      min_idle:
+        description: Seconds a consumer must have been idle, at least 1.
+        type: int
+        required: true
 notes:
   - The consumer group is created with C(MKSTREAM), so the stream appears empty at first.
   - "Commands used: C(PING), C(TYPE), C(EXISTS), C(XLEN), C(XRANGE), C(XREVRANGE), C(XINFO GROUPS), C(XPENDING),
     C(XGROUP CREATE) or C(XGROUP DESTROY), C(XTRIM), C(DEL) (with O(delete_stream=true)), and if allowed C(INFO)
     and C(CONFIG GET) (without them the version is null and the node size assumed, with a warning). An ACL user
-    needs these on the stream's key."
+    needs these on the stream's key. Maintenance adds C(XINFO CONSUMERS), C(XCLAIM), C(XADD), C(XACK), C(XDEL)
+    and C(XGROUP DELCONSUMER) (and the dead-letter stream's key)."
   - The trim point is computed, then applied; a consumer group created in between by someone else is not
     protected by that run.
+  - Redis cannot delete a consumer only if it holds nothing, and consumer group commands do not trigger C(WATCH).
+    Should a consumer idle for O(delete_idle_consumers.min_idle) read an entry in the instant between the last
+    check and its deletion, that entry leaves the pending list; the module warns with the count when this happens.
   - The credentials file holds the password; the module never returns nor logs it, and the diff masks it.
 seealso:
   - module: raibid.queue.redis_queue_info
@@ -170,6 +241,18 @@ EXAMPLES = r'''
     stream: 'raibid:builds'
     consumer_group: builders
     start_id: '0'
+
+- name: Maintenance only (no trimming), dead-letter, reclaim, remove idle consumers
+  raibid.queue.redis_queue:
+    login_password: "{{ redis_password }}"
+    max_length: 0
+    dead_letter:
+      max_deliveries: 5
+    reclaim:
+      min_idle: 3600
+    delete_idle_consumers:
+      min_idle: 86400
+  register: maintenance
 
 - name: Remove the consumer group and the stream with all its jobs
   raibid.queue.redis_queue:
@@ -275,6 +358,66 @@ credentials_path:
   returned: when O(credentials_path) is set
   type: str
   sample: /home/ci/.raibid/redis-credentials.json
+reclaimed:
+  description:
+    - Pending entries handed to O(reclaim.consumer) (in check mode, that would be), oldest first.
+  returned: when O(reclaim) is set and O(state=present)
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Entry ID.
+      type: str
+      sample: 1764557000000-0
+    from_consumer:
+      description: Consumer that held the entry.
+      type: str
+      sample: agent-7
+    to_consumer:
+      description: Consumer that holds it now; null when the entry was missing and only left the pending list.
+      type: str
+      sample: raibid-reclaimer
+    deliveries:
+      description: Delivery count after the hand-over.
+      type: int
+      sample: 2
+    missing:
+      description: The entry was no longer in the stream (trimmed or deleted), so it was dropped, not handed over.
+      type: bool
+      sample: false
+dead_lettered:
+  description:
+    - Pending entries copied to the dead-letter stream and acknowledged (in check mode, that would be).
+  returned: when O(dead_letter) is set and O(state=present)
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Entry ID in O(stream).
+      type: str
+      sample: 1764557000000-0
+    consumer:
+      description: Consumer that held the entry.
+      type: str
+      sample: agent-7
+    deliveries:
+      description: How often it was delivered.
+      type: int
+      sample: 6
+    dead_letter_id:
+      description: ID of the copy in the dead-letter stream; null in check mode.
+      type: str
+      sample: 1764557999000-0
+    missing:
+      description: The entry was no longer in the stream; the copy holds only the C(dead_letter_*) fields.
+      type: bool
+      sample: false
+deleted_consumers:
+  description: Consumers deleted (in check mode, that would be).
+  returned: when O(delete_idle_consumers) is set and O(state=present)
+  type: list
+  elements: str
+  sample: [agent-3]
 commands:
   description:
     - Redis commands that changed something (in check mode, that would have), without secrets.
@@ -290,13 +433,18 @@ import os
 import re
 import stat
 import tempfile
+from functools import partial
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.raibid.queue.plugins.module_utils._queue import (
+    SCAN_CHUNK,
     backlog_warning,
+    consumer_facts,
+    dead_letter_record,
     node_max_entries,
+    plan_maintenance,
     plan_trim,
     run_trim,
     trim_command,
@@ -320,6 +468,8 @@ MASK_CHANGED = '******** (changed)'
 # Keys of the credentials file whose values are secrets, besides those in credentials_secret_keys.
 SECRET_KEY_PATTERN = re.compile(r'pass(word|wd)?|secret|token|credential|private|api_?key', re.IGNORECASE)
 START_ID_PATTERN = re.compile(r'^(\$|0|[0-9]+(-[0-9]+)?)$')
+# The maintenance options and the threshold each must have at 1 or more.
+MAINTENANCE = (('dead_letter', 'max_deliveries'), ('reclaim', 'min_idle'), ('delete_idle_consumers', 'min_idle'))
 
 
 class CredentialsFile(object):
@@ -524,6 +674,8 @@ def ensure_present(module, client, run):
     params, result = module.params, run.result
     stream, group = params['stream'], params['consumer_group']
     stream_exists = ensure_stream_type(module, client, stream)
+    if params['dead_letter']:
+        ensure_stream_type(module, client, params['dead_letter']['stream'])
     existing = group_facts(client, stream, group) if stream_exists else []
     length = client.xlen(stream) if stream_exists else 0
 
@@ -558,6 +710,9 @@ def ensure_present(module, client, run):
         warning = backlog_warning(plan, params['max_length'])
         if warning:
             module.warn(warning)
+    if any(params[option] for option, dummy in MAINTENANCE):
+        # A group created by this run has nothing pending and no consumers yet.
+        maintain(module, client, run, existing)
     if module.check_mode:
         result['stream'] = stream_summary(client, stream)
         result['group'] = dict(existing[0], created=False) if existing else dict(
@@ -568,6 +723,74 @@ def ensure_present(module, client, run):
 
     result['diff']['before'].update(group_exists=bool(existing), stream_length=length)
     result['diff']['after'].update(group_exists=True, stream_length=length - result['trimmed'])
+
+
+def maintain(module, client, run, group_existed):
+    """Dead-letter, reclaim and delete idle consumers as planned by plan_maintenance, in that order."""
+    params, result = module.params, run.result
+    stream, group = params['stream'], params['consumer_group']
+    reclaim, dead_letter, idle = params['reclaim'], params['dead_letter'], params['delete_idle_consumers']
+    plan = dict(dead_letter=[], reclaim=[], delete_consumers=[])
+    if group_existed:
+        plan = plan_maintenance(client, stream, group, reclaim=reclaim, dead_letter=dead_letter,
+                                delete_idle_consumers=idle)
+
+    if dead_letter:
+        result['dead_lettered'] = []
+        dead_stream = dead_letter['stream']
+        for entry in plan['dead_letter']:
+            # The copy first, then the acknowledgement: whatever stops the run, the job is kept somewhere.
+            # (Not in MULTI: a command failing inside EXEC does not stop the next one.)
+            found = client.xrange(stream, min=entry['id'], max=entry['id'])
+            entry['missing'] = not found
+            record = dead_letter_record(found[0][1] if found else {}, entry, group)
+            new_id = run.execute('XADD %s * <fields of %s>' % (dead_stream, entry['id']),
+                                 partial(client.xadd, dead_stream, record))
+            acknowledged = run.execute('XACK %s %s %s' % (stream, group, entry['id']),
+                                       partial(client.xack, stream, group, entry['id']))
+            if acknowledged == 0:
+                # Its worker acknowledged it in the meantime: the job succeeded, so the copy goes again.
+                run.execute('XDEL %s %s' % (dead_stream, new_id), partial(client.xdel, dead_stream, new_id))
+                continue
+            result['dead_lettered'].append(dict(id=entry['id'], consumer=entry['consumer'],
+                                                deliveries=entry['deliveries'], dead_letter_id=new_id,
+                                                missing=entry['missing']))
+
+    if reclaim:
+        result['reclaimed'] = []
+        target, min_idle = reclaim['consumer'], reclaim['min_idle'] * 1000
+        for start in range(0, len(plan['reclaim']), SCAN_CHUNK):
+            batch = plan['reclaim'][start:start + SCAN_CHUNK]
+            ids = [e['id'] for e in batch]
+            claimed = run.execute('XCLAIM %s %s %s %d %s' % (stream, group, target, min_idle, ' '.join(ids)),
+                                  partial(client.xclaim, stream, group, target, min_idle, ids))
+            moved = batch
+            if claimed is not None:
+                # Missing entries left the pending list; others not claimed were touched by their worker meanwhile.
+                got = set(entry_id for entry_id, dummy in claimed)
+                moved = [e for e in batch if e['missing'] or e['id'] in got]
+                if not moved:
+                    result['commands'].pop()
+                    run.done.pop()
+            result['reclaimed'].extend(
+                dict(id=e['id'], from_consumer=e['consumer'], to_consumer=None if e['missing'] else target,
+                     deliveries=e['deliveries'] + (0 if e['missing'] else 1), missing=e['missing']) for e in moved)
+
+    if idle:
+        result['deleted_consumers'] = []
+        names = plan['delete_consumers']
+        if names and not module.check_mode:
+            # Read again right before deleting: a consumer that read or was given an entry since is kept.
+            now = dict((c['name'], c) for c in consumer_facts(client, stream, group))
+            names = [n for n in names if n in now and not now[n]['pending'] and now[n]['idle'] >= idle['min_idle'] * 1000]
+        for name in names:
+            dropped = run.execute('XGROUP DELCONSUMER %s %s %s' % (stream, group, name),
+                                  partial(client.xgroup_delconsumer, stream, group, name))
+            if dropped:
+                module.warn('Consumer %s read %d entries in the instant before its deletion; they left the pending '
+                            'list of group %s and will not be delivered again. Find them with XRANGE after the '
+                            "group's last acknowledged entries, or add them again." % (name, dropped, group))
+            result['deleted_consumers'].append(name)
 
 
 def ensure_absent(module, client, run):
@@ -598,6 +821,17 @@ def validate(module):
                              % params['start_id'])
     if params['max_length'] < 0:
         module.fail_json(msg='max_length must be 0 (no trimming) or more, got %d.' % params['max_length'])
+    for option, threshold in MAINTENANCE:
+        if params[option] is None:
+            continue
+        if params['state'] == 'absent':
+            module.fail_json(msg='%s only applies with state=present.' % option)
+        if params[option][threshold] < 1:
+            module.fail_json(msg='%s.%s must be 1 or more, got %d.' % (option, threshold, params[option][threshold]))
+    validate_names(module, [('reclaim.consumer', (params['reclaim'] or {}).get('consumer')),
+                            ('dead_letter.stream', (params['dead_letter'] or {}).get('stream'))])
+    if params['dead_letter'] and params['dead_letter']['stream'] == params['stream']:
+        module.fail_json(msg='dead_letter.stream must differ from stream (both are %r).' % params['stream'])
     if params['credentials_port'] is not None and not 1 <= params['credentials_port'] <= 65535:
         module.fail_json(msg='credentials_port must be between 1 and 65535, got %d.' % params['credentials_port'])
     if not params['credentials_path']:
@@ -656,6 +890,17 @@ def run_module():
         credentials_namespace=dict(type='str', default='raibid-redis'),
         credentials_extra=dict(type='dict'),
         credentials_secret_keys=dict(type='list', elements='str', no_log=False),
+        reclaim=dict(type='dict', options=dict(
+            min_idle=dict(type='int', required=True),
+            consumer=dict(type='str', default='raibid-reclaimer'),
+        )),
+        dead_letter=dict(type='dict', options=dict(
+            max_deliveries=dict(type='int', required=True),
+            stream=dict(type='str', default='raibid:jobs:dead'),
+        )),
+        delete_idle_consumers=dict(type='dict', options=dict(
+            min_idle=dict(type='int', required=True),
+        )),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params

@@ -192,6 +192,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.raibid.queue.plugins.module_utils._queue import (
     MEMORY_WARN_RATIO,
+    consumer_facts,
     memory_facts,
 )
 from ansible_collections.raibid.queue.plugins.module_utils._redis import (
@@ -217,11 +218,6 @@ def persistence_facts(module, client):
         # CONFIG is often renamed, disabled or denied by an ACL on managed Redis services.
         module.warn('Persistence settings are unknown: CONFIG GET was refused (%s).' % e)
     return facts
-
-
-def consumers(client, stream, group):
-    return [dict(name=c['name'], pending=c.get('pending', 0), idle=c.get('idle', 0))
-            for c in client.xinfo_consumers(stream, group)]
 
 
 def run_module():
@@ -250,7 +246,7 @@ def run_module():
                         % (memory['used_ratio'] * 100, memory['used_memory'], memory['maxmemory']))
         groups = group_facts(client, stream) if stream_exists else []
         for group in groups:
-            group['consumers'] = consumers(client, stream, group['name'])
+            group['consumers'] = consumer_facts(client, stream, group['name'])
         result['stream']['groups'] = groups
     except redis_exceptions.RedisError as e:
         module.fail_json(msg=redis_error_message('describe stream %s' % stream, e))
