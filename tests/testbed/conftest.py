@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# The proving ground's shared helpers (tests/utils), for this conftest and the test modules beside it.
+sys.path.insert(0, str(REPO / "tests" / "utils"))
+from harness import harness_settings  # noqa: E402 pylint: disable=wrong-import-position
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
 
 
@@ -86,14 +89,7 @@ def namespace(kubectl):
 @pytest.fixture(scope="session")
 def images():
     """Image refs from testbed/images/images.env (or the RAIBID_*_IMAGE environment)."""
-    refs = {}
-    env_file = REPO / "testbed" / "images" / "images.env"
-    if env_file.is_file():
-        for line in env_file.read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, dummy, value = line.partition("=")
-                refs[key] = value.strip().strip('"')
+    refs = dict(harness_settings())
     for key in ("RAIBID_PAUSE_IMAGE", "RAIBID_REDIS_IMAGE", "RAIBID_EXPORTER_IMAGE"):
         if os.environ.get(key):
             refs[key] = os.environ[key]
