@@ -142,7 +142,6 @@ def helm():
     return path
 
 
-
 @pytest.fixture
 def render(helm, tmp_path):
     """render(values=None, *extra_args, release=RELEASE) -> {(kind, name): object}."""

@@ -264,7 +264,6 @@ def test_service_monitor(render, render_error):
     assert ("ServiceMonitor", RELEASE) in objs
 
 
-
 @pytest.mark.parametrize("values,message", [
     ({"tls": {"enabled": True}}, "tls.enabled=true needs certificates"),
     ({"sentinel": {"enabled": True}}, "sentinel.enabled=true needs architecture=replication"),

@@ -274,7 +274,6 @@ def test_sentinel_tls_checksums_stable(render):
     assert ann(dict(SENTINEL, auth={"password": "one"}))["checksum/scripts"] != a["checksum/scripts"]
 
 
-
 def test_sentinel_failover(helm, kubeconfig, kubectl, namespace, tmp_path):
     """Three nodes, quorum 2: node-0 starts as master; deleting its pod moves the master to another
     node, with the data; node-0 comes back as a replica of the new master."""
@@ -312,8 +311,8 @@ def test_sentinel_failover(helm, kubeconfig, kubectl, namespace, tmp_path):
     poll("sentinels agree on node-0", all_agree(pods, pods[0]), 60)
     for pod in pods:
         poll(f"sentinel of {pod} knows 2 others",
-              lambda pod=pod: "2" in cli(pod, "sentinel", "master", "mymaster", container="sentinel",
-                                         port=26379).split("num-other-sentinels\n")[-1].split("\n")[:1], 60)
+             lambda pod=pod: "2" in cli(pod, "sentinel", "master", "mymaster", container="sentinel",
+                                        port=26379).split("num-other-sentinels\n")[-1].split("\n")[:1], 60)
     info = parse_info(cli(pods[0], "info", "replication"))
     assert info["role"] == "master" and info["connected_slaves"] == "2", info
     for pod in pods[1:]:
@@ -428,7 +427,7 @@ def test_sentinel_tls_failover(helm, kubeconfig, kubectl, namespace, tmp_path):
 
     def sentinel(pod, *args):
         return redis_cli(kubectl, namespace, pod, password, "sentinel", *args, container="sentinel", port=26379,
-                    tls_ca_env="REDIS_SENTINEL_TLS_CA_FILE")
+                         tls_ca_env="REDIS_SENTINEL_TLS_CA_FILE")
 
     def sentinel_master(pod):
         return sentinel(pod, "get-master-addr-by-name", "mymaster").split()
@@ -504,7 +503,7 @@ def test_sentinel_tls_failover(helm, kubeconfig, kubectl, namespace, tmp_path):
     new_master = poll("all sentinels name a new master", moved(pods[0]), 60, interval=1)
     print(f"failover: {time.monotonic() - failover_started:.0f}s, new master {new_master}")
     poll(f"{new_master} is master", lambda: parse_info(cli(new_master, "info", "replication")).get("role") == "master",
-          30)
+         30)
     assert cli(new_master, "get", "raibid:test").strip() == "before"
     poll("node-0 replicates the new master", replicates(pods[0], new_master), 60)
     poll("sentinels settled on the new master", sentinels_settled(new_master), 60)
