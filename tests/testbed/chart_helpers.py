@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import free_port, harness_settings
+from harness import free_port, harness_settings, stop_process
 from role_values import render_role_values
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,12 +90,7 @@ class PortForward:
         raise AssertionError("port-forward did not open in 30s")
 
     def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def resp_commands(port, *commands, tls=None):
@@ -149,3 +144,14 @@ def poll(what, check, timeout, interval=2):
         last = getattr(check, "last", None)
         print(f"  waiting for {what} ({elapsed:.0f}s)")
         time.sleep(interval)
+
+
+def agreed_new_master(masters_by_pod, pod_of, old):
+    """The pod every Sentinel names as master ([host, port] by pod), when they agree on one other than the host
+    old; else None. pod_of: host name -> pod."""
+    masters = {tuple(m) for m in masters_by_pod.values()}
+    if len(masters) == 1:
+        (m,) = masters
+        if len(m) == 2 and m[0] in pod_of and m[0] != old:
+            return pod_of[m[0]]
+    return None

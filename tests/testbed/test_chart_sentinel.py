@@ -7,8 +7,8 @@ import re
 import subprocess
 import time
 
-from chart_helpers import CHART, RELEASE, ROLE_SENTINEL, SENTINEL, TLS_GENERATED, container, parse_info, poll, \
-    redis_cli, role_values, run_helm
+from chart_helpers import CHART, RELEASE, ROLE_SENTINEL, SENTINEL, TLS_GENERATED, agreed_new_master, container, \
+    parse_info, poll, redis_cli, role_values, run_helm
 
 
 def test_sentinel_objects(render):
@@ -373,12 +373,7 @@ def test_sentinel_failover(helm, kubeconfig, kubectl, namespace, tmp_path):
     def replaced():
         seen = {p: sentinel_master(p) for p in pods if p != paused}
         replaced.last = seen
-        masters = {tuple(v) for v in seen.values()}
-        if len(masters) == 1:
-            (m,) = masters
-            if len(m) == 2 and m[0] in pod_of and m[0] != fqdn[paused]:
-                return pod_of[m[0]]
-        return None
+        return agreed_new_master(seen, pod_of, fqdn[paused])
     third = poll("sentinels replace the unresponsive master", replaced, 60, interval=1)
     print(f"detection and failover: {time.monotonic() - detected_started:.0f}s, new master {third}")
     assert cli(third, "get", "raibid:test").strip() == "after"
@@ -493,12 +488,7 @@ def test_sentinel_tls_failover(helm, kubeconfig, kubectl, namespace, tmp_path):
         def check():
             seen = {p: sentinel_master(p) for p in pods}
             check.last = seen
-            masters = {tuple(v) for v in seen.values()}
-            if len(masters) == 1:
-                (m,) = masters
-                if len(m) == 2 and m[0] in pod_of and m[0] != fqdn[old]:
-                    return pod_of[m[0]]
-            return None
+            return agreed_new_master(seen, pod_of, fqdn[old])
         return check
     new_master = poll("all sentinels name a new master", moved(pods[0]), 60, interval=1)
     print(f"failover: {time.monotonic() - failover_started:.0f}s, new master {new_master}")

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from harness import free_port, harness_settings
+from harness import free_port, harness_settings, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "testbed" / "images"
@@ -92,12 +92,7 @@ class Containerd:
                     break
                 time.sleep(0.2)
             self.ctr("container", "rm", cid, check=False)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout=20)
         self.log.close()
 
 

@@ -6,6 +6,7 @@
 - harness_settings(): the build cache and the image refs, as testbed/settings.sh evaluates them (the testbed's
   own scripts read them through testbed/lib.sh, so both see the same values).
 - free_port(): a TCP port on 127.0.0.1 that nothing listens on.
+- stop_process(proc): ends a process the test started (SIGTERM, then SIGKILL if it lingers).
 """
 
 from __future__ import annotations
@@ -31,3 +32,12 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_process(proc, timeout=10):
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
