@@ -8,7 +8,6 @@ BIN := $(VENV)/bin
 # The collection must sit at ansible_collections/raibid/queue to be importable: link the work tree there.
 COLLECTIONS := $(VENV)/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/raibid/queue
-APT_PACKAGES := redis-server redis-tools shellcheck
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 # PROGRESS PHASE COMMAND...: runs COMMAND, printing a line every 30 s while it runs.
@@ -18,9 +17,9 @@ PROGRESS := bash $(CURDIR)/testbed/lib.sh
 	molecule clean helm matrix matrix-deps matrix-units matrix-sanity matrix-kube
 
 deps: $(VENV)/.deps-done
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "Installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(PROGRESS) "installing$$missing" \
+	@missing=$$(source testbed/lib.sh && missing_packages "$${RAIBID_DEV_PACKAGES[@]}" | xargs); \
+	if [ -n "$$missing" ]; then echo "Installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(PROGRESS) "installing $$missing" \
 	    apt-get install -y -qq $$missing >/dev/null; fi
 	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn $(CURDIR) $(COLLECTION_LINK)
 
@@ -147,7 +146,7 @@ molecule: deps helm
 clean:
 	rm -rf $(VENV) $(AC221_VENV) tests/output
 
-# helm 3 and helm 4 from their Go modules (testbed/tools/helm.sh; cached under ~/.cache/raibid, minutes when cold).
+# helm 3 and helm 4 from their Go modules (testbed/tools/helm.sh; in the build cache, see testbed/lib.sh; minutes when cold).
 helm:
 	@bash testbed/tools/helm.sh 3 >/dev/null
 	@bash testbed/tools/helm.sh 4 >/dev/null

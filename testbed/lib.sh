@@ -1,4 +1,5 @@
-# Shared by the testbed's build scripts (sourced): the Go toolchain check and progress for long steps.
+# Shared by the testbed's scripts (sourced): the build cache, the Debian packages, the image settings, the Go
+# toolchain check and progress for long steps. testbed/settings.sh prints the settings for Python and Ansible.
 # Run as a command, `bash testbed/lib.sh PHASE COMMAND...` is with_progress (the Makefile uses it).
 # shellcheck shell=bash
 
@@ -6,6 +7,39 @@
 # from the Go module proxy by itself when GOTOOLCHAIN names one.
 RAIBID_GO_MIN=1.24
 RAIBID_GO_TOOLCHAIN=go1.27.3
+
+# The build cache: Kubernetes and CoreDNS binaries, images, helm (RAIBID_CACHE moves it; `testbed.sh purge` removes it).
+RAIBID_CACHE="${RAIBID_CACHE:-$HOME/.cache/raibid}"
+
+# What the proving ground needs from Debian, as COMMAND=PACKAGE (an absolute path where the package has no command).
+# The lists are read by the scripts that source this file.
+# make deps: the functional tests' redis-server and the shell linter.
+# shellcheck disable=SC2034
+RAIBID_DEV_PACKAGES=(redis-server=redis-server redis-cli=redis-tools shellcheck=shellcheck)
+# testbed/images/build.sh: what it copies into the images or compiles with.
+# shellcheck disable=SC2034
+RAIBID_IMAGE_PACKAGES=(gcc=gcc /usr/lib/x86_64-linux-gnu/libc.a=libc6-dev redis-server=redis-server
+  redis-cli=redis-tools openssl=openssl hostname=hostname /usr/bin/python3=python3)
+# testbed.sh up: the cluster's own, besides the images'.
+# shellcheck disable=SC2034
+RAIBID_CLUSTER_PACKAGES=(etcd=etcd-server containerd=containerd runc=runc iptables=iptables conntrack=conntrack
+  openssl=openssl jq=jq curl=curl ip=iproute2 /usr/lib/cni/bridge=containernetworking-plugins /usr/bin/python3=python3)
+
+# missing_packages COMMAND=PACKAGE...: prints each package (once) whose command or file is missing.
+missing_packages() {
+  local pair
+  for pair in "$@"; do
+    if [[ "${pair%%=*}" == /* ]]; then [[ -e "${pair%%=*}" ]] && continue
+    else command -v "${pair%%=*}" >/dev/null && continue; fi
+    echo "${pair#*=}"
+  done | sort -u
+}
+
+# load_images_env: the image refs and their directory (testbed/images/images.env), the one way to read them in bash.
+load_images_env() {
+  # shellcheck source=testbed/images/images.env
+  source "${RAIBID_TESTBED_IMAGES:-$(dirname "${BASH_SOURCE[0]}")/images}/images.env"
+}
 
 ensure_go() {
   export PATH="/usr/local/go/bin:$PATH"

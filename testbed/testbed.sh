@@ -17,12 +17,14 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$REPO/testbed"
 STATE="${RAIBID_TESTBED_DIR:-/var/lib/raibid-testbed}"
-CACHE="${RAIBID_CACHE:-$HOME/.cache/raibid}"
 IMAGES_SCRIPTS="${RAIBID_TESTBED_IMAGES:-$HERE/images}"  # override only for development
 # Kubernetes release built by cluster/build.sh (1.34: last kubelet that runs on
 # cgroup v1 without opting in, and talks to containerd 1.6).
 export RAIBID_K8S_VERSION="${RAIBID_K8S_VERSION:-v1.34.4}"
-export RAIBID_CACHE="$CACHE"
+# shellcheck source=testbed/lib.sh
+source "$HERE/lib.sh"
+CACHE="$RAIBID_CACHE"
+export RAIBID_CACHE
 
 # Addresses: all of them live on the bridge the testbed creates (or in pod netns).
 NODE_NAME="raibid-testbed"
@@ -147,20 +149,8 @@ show_dead_components() {  # for a failed `up` in CI: the end of each dead compon
 # ---------------------------------------------------------------- prerequisites
 
 ensure_packages() {
-  local need=() p
-  # command -> Debian package
-  declare -A pkgs=(
-    [etcd]=etcd-server [containerd]=containerd [runc]=runc [iptables]=iptables
-    [conntrack]=conntrack [openssl]=openssl [jq]=jq [curl]=curl [ip]=iproute2
-    [/usr/lib/cni/bridge]=containernetworking-plugins [/usr/bin/python3]=python3
-    # What testbed/images/build.sh needs to assemble the images.
-    [gcc]=gcc [/usr/lib/x86_64-linux-gnu/libc.a]=libc6-dev [redis-server]=redis-server
-    [redis-cli]=redis-tools [hostname]=hostname
-  )
-  for p in "${!pkgs[@]}"; do
-    if [[ "$p" == /* ]]; then [[ -x "$p" ]] || need+=("${pkgs[$p]}")
-    else command -v "$p" >/dev/null || need+=("${pkgs[$p]}"); fi
-  done
+  local need=()
+  mapfile -t need < <(missing_packages "${RAIBID_CLUSTER_PACKAGES[@]}" "${RAIBID_IMAGE_PACKAGES[@]}")
   if ((${#need[@]})); then
     log "installing Debian packages: ${need[*]}"
     apt-get update -q >/dev/null
@@ -614,8 +604,7 @@ cmd_up() {
   [[ -x "$KUBECTL" ]] || die "kubectl not found at $KUBECTL (set KUBECTL=...)"
   COREDNS="$(bash "$HERE/cluster/build-coredns.sh")"
   log "container images"
-  # shellcheck source=/dev/null
-  source "$IMAGES_SCRIPTS/images.env"
+  load_images_env
   : "${RAIBID_PAUSE_IMAGE:?images.env must set it}" "${RAIBID_IMAGES_DIR:?images.env must set it}"
   bash "$IMAGES_SCRIPTS/build.sh" >&2
 

@@ -7,7 +7,9 @@
 set -euo pipefail
 
 VERSION="${RAIBID_COREDNS_VERSION:-v1.14.7}"
-CACHE="${RAIBID_CACHE:-$HOME/.cache/raibid}"
+# shellcheck source=testbed/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+CACHE="$RAIBID_CACHE"
 
 log() { echo "[testbed build] $*" >&2; }
 
@@ -40,8 +42,6 @@ if [[ -x "$OUT" ]]; then
   exit 0
 fi
 
-# shellcheck source=testbed/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 ensure_go
 mkdir -p "$ROOT/src"
 cd "$ROOT/src"

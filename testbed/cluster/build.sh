@@ -6,7 +6,9 @@
 set -euo pipefail
 
 K8S_VERSION="${RAIBID_K8S_VERSION:-v1.34.4}"
-CACHE="${RAIBID_CACHE:-$HOME/.cache/raibid}"
+# shellcheck source=testbed/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+CACHE="$RAIBID_CACHE"
 ROOT="$CACHE/k8s/$K8S_VERSION"
 BIN="$ROOT/bin"
 # kubectl too, so that the client matches the cluster it drives.
@@ -25,8 +27,6 @@ if have_all; then
   exit 0
 fi
 
-# shellcheck source=testbed/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 ensure_go
 
 src="$ROOT/src"

@@ -11,9 +11,10 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=SCRIPTDIR/images.env
-. "$here/images.env"
-cache_root="${RAIBID_CACHE:-$HOME/.cache/raibid}"
+# shellcheck source=testbed/lib.sh
+source "$here/../lib.sh"
+RAIBID_TESTBED_IMAGES="$here" load_images_env
+cache_root="$RAIBID_CACHE"
 
 log() { printf 'images/build.sh: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -30,19 +31,11 @@ done
 [[ ${#targets[@]} -gt 0 ]] || targets=(pause redis redis-exporter)
 
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
-# shellcheck source=testbed/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 
 check_tools() {
     local missing=()
-    command -v gcc >/dev/null || missing+=(gcc)
-    [[ -f /usr/lib/x86_64-linux-gnu/libc.a ]] || missing+=(libc6-dev)
-    command -v redis-server >/dev/null || missing+=(redis-server)
-    command -v redis-cli >/dev/null || missing+=(redis-tools)
-    command -v openssl >/dev/null || missing+=(openssl)
-    command -v hostname >/dev/null || missing+=(hostname)
-    command -v python3 >/dev/null || missing+=(python3)
+    mapfile -t missing < <(missing_packages "${RAIBID_IMAGE_PACKAGES[@]}")
     if [[ ${#missing[@]} -gt 0 ]]; then
         die "missing build tools; install them with: apt-get install -y ${missing[*]}"
     fi

@@ -16,7 +16,10 @@ case "$major" in
 esac
 HELM_MODULE="helm.sh/helm/v$major"
 
-cache_root="${RAIBID_CACHE:-$HOME/.cache/raibid}"
+# Go >= 1.24 (or a Go >= 1.21 that fetches a newer toolchain), as for the rest of the testbed; the build cache.
+# shellcheck source=testbed/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+cache_root="$RAIBID_CACHE"
 dest_dir="$cache_root/helm-$HELM_VERSION"
 helm_bin="$dest_dir/helm"
 
@@ -38,9 +41,6 @@ if cached; then
     exit 0
 fi
 
-# Go >= 1.24 (or a Go >= 1.21 that fetches a newer toolchain), as for the rest of the testbed.
-# shellcheck source=testbed/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 ensure_go
 
 work="$(mktemp -d "$cache_root/.helm-build.XXXXXX")"

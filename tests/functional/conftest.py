@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,12 @@ import pytest
 import redis
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'utils'))
+from harness import free_port  # noqa: E402
+
 REDIS_SERVER = shutil.which('redis-server')
 REDIS_CLI = shutil.which('redis-cli')
 ACL_USER = 'raibid-admin'
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def make_certificates(directory: Path):

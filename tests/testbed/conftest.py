@@ -13,8 +13,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+# The proving ground's shared helpers (tests/utils), for this conftest and the test modules beside it.
+sys.path.insert(0, str(REPO / "tests" / "utils"))
+from harness import harness_settings  # noqa: E402 pylint: disable=wrong-import-position
+from chart_helpers import CHART, RELEASE, run_helm  # noqa: E402 pylint: disable=wrong-import-position
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
 
 
@@ -86,14 +91,7 @@ def namespace(kubectl):
 @pytest.fixture(scope="session")
 def images():
     """Image refs from testbed/images/images.env (or the RAIBID_*_IMAGE environment)."""
-    refs = {}
-    env_file = REPO / "testbed" / "images" / "images.env"
-    if env_file.is_file():
-        for line in env_file.read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, dummy, value = line.partition("=")
-                refs[key] = value.strip().strip('"')
+    refs = dict(harness_settings())
     for key in ("RAIBID_PAUSE_IMAGE", "RAIBID_REDIS_IMAGE", "RAIBID_EXPORTER_IMAGE"):
         if os.environ.get(key):
             refs[key] = os.environ[key]
@@ -131,3 +129,35 @@ def operator_crd_fixture(kind, plural):
 
 service_monitor_crd = operator_crd_fixture("ServiceMonitor", "servicemonitors")
 prometheus_rule_crd = operator_crd_fixture("PrometheusRule", "prometheusrules")
+
+
+# The stand-in chart (testbed/charts/redis), for test_chart_*.py.
+@pytest.fixture(scope="session")
+def helm():
+    res = subprocess.run(["bash", str(REPO / "testbed" / "tools" / "helm.sh")],
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert res.returncode == 0, res.stderr
+    path = res.stdout.strip().splitlines()[-1]
+    assert Path(path).is_absolute() and Path(path).is_file()
+    return path
+
+
+@pytest.fixture
+def render(helm, tmp_path):
+    """render(values=None, *extra_args, release=RELEASE) -> {(kind, name): object}."""
+    def _render(values=None, *extra, release=RELEASE, namespace="raibid-redis"):
+        res = run_helm(helm, "template", release, str(CHART), "-n", namespace, *extra,
+                       values=values, tmp_path=tmp_path)
+        docs = [d for d in yaml.safe_load_all(res.stdout) if d]
+        return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    return _render
+
+
+@pytest.fixture
+def render_error(helm, tmp_path):
+    def _err(values, *extra):
+        res = run_helm(helm, "template", RELEASE, str(CHART), *extra, values=values,
+                       tmp_path=tmp_path, check=False)
+        assert res.returncode != 0, "render should have failed"
+        return res.stderr
+    return _err

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+from harness import stop_process
 
 READY_TIMEOUT = "180s"
 
@@ -118,12 +119,7 @@ def test_port_forward_reaches_a_pod(kubectl, namespace, images):
         assert match, f"unexpected port-forward output: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
         assert redis_ping("127.0.0.1", int(match.group(1))) == "+PONG"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_local_path_pvc_binds_and_a_statefulset_uses_it(kubectl, namespace, images):

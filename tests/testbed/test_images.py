@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from harness import free_port, harness_settings, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "testbed" / "images"
@@ -25,30 +26,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def images_env():
-    """The RAIBID_* assignments of images.env, as bash evaluates them (plain assignments, no export)."""
-    out = subprocess.run(
-        ["bash", "-c", f'. "{IMAGES}/images.env"; for v in ${{!RAIBID_@}}; do echo "$v=${{!v}}"; done'],
-        capture_output=True, text=True, check=True).stdout
-    return dict(line.split("=", 1) for line in out.splitlines())
-
-
 @pytest.fixture(scope="module")
 def built():
     res = subprocess.run(["bash", str(IMAGES / "build.sh")], capture_output=True, text=True, timeout=900, check=False)
     assert res.returncode == 0, res.stderr
     assert res.stdout == "", "build.sh must print nothing on stdout"
-    env = images_env()
+    env = harness_settings()
     tars = {n: Path(env["RAIBID_IMAGES_DIR"]) / f"{n}.tar" for n in ("pause", "redis", "redis-exporter")}
     for tar in tars.values():
         assert tar.is_file(), tar
     return env, tars
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Containerd:
@@ -105,12 +92,7 @@ class Containerd:
                     break
                 time.sleep(0.2)
             self.ctr("container", "rm", cid, check=False)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout=20)
         self.log.close()
 
 
