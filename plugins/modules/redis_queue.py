@@ -334,6 +334,7 @@ from ansible_collections.raibid.queue.plugins.module_utils._redis import (
     redis_exceptions,
     server_version,
     stream_summary,
+    validate_connection_params,
     validate_names,
 )
 from ansible_collections.raibid.queue.plugins.module_utils._url import redis_url
@@ -704,6 +705,8 @@ def run_module():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     credentials = validate(module)
+    # The login options first, so that their own messages name a bad login_host or login_port.
+    validate_connection_params(module)
     url = connection_url(module)
 
     client = connect(module)
