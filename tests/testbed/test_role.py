@@ -140,7 +140,8 @@ def xinfo_with_url(kubectl, namespace, pod, url, ca=None):
     localhost). Returns the names of the groups of raibid:jobs."""
     with forwarded_port(kubectl, namespace, pod) as port:
         local = re.sub(r'@[^@]+$', '@localhost:%d' % port, url)
-        client = redis.Redis.from_url(local, ssl_ca_certs=ca, socket_timeout=30, decode_responses=True)
+        tls = dict(ssl_ca_certs=ca) if ca else {}
+        client = redis.Redis.from_url(local, socket_timeout=30, decode_responses=True, **tls)
         try:
             return [g['name'] for g in client.xinfo_groups('raibid:jobs')]
         finally:
