@@ -34,7 +34,7 @@ options:
   login_password:
     description:
       - Password of O(login_user), or of the C(default) user (C(requirepass)) when O(login_user) is not set.
-      - Never logged nor returned.
+      - Never logged; returned only inside the connection URL of M(raibid.queue.redis_queue), percent-encoded.
     type: str
   tls:
     description:

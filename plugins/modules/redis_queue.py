@@ -208,7 +208,8 @@ notes:
   - Redis cannot delete a consumer only if it holds nothing, and consumer group commands do not trigger C(WATCH).
     Should a consumer idle for O(delete_idle_consumers.min_idle) read an entry in the instant between the last
     check and its deletion, that entry leaves the pending list; the module warns with the count when this happens.
-  - The credentials file holds the password; the module never returns nor logs it, and the diff masks it.
+  - The credentials file holds the password; the module never logs it, the diff masks it, and it returns it only
+    inside RV(url), which needs C(no_log) on the task that registers it.
 seealso:
   - module: raibid.queue.redis_queue_info
   - module: raibid.queue.redis_job
@@ -228,6 +229,12 @@ EXAMPLES = r'''
     credentials_host: raibid-redis-master.raibid-redis.svc.cluster.local
     credentials_port: 6379
     credentials_namespace: raibid-redis
+  register: queue
+  no_log: true
+
+- name: Hand the connection URL to a worker deployment (never print it)
+  ansible.builtin.set_fact:
+    worker_redis_url: "{{ queue.url }}"
   no_log: true
 
 - name: Keep at most 50000 jobs, trimming exactly
@@ -418,6 +425,23 @@ deleted_consumers:
   type: list
   elements: str
   sample: [agent-3]
+url:
+  description:
+    - The connection URL for workers, C(redis://:<password>@<host>:<port>) (C(rediss://) with O(tls=true),
+      C(<user>:<password>@) with O(login_user)), built from O(credentials_host), O(credentials_port) and the login
+      options; redis-py's C(redis.Redis.from_url()) and most clients accept it. An IPv6 address is put in brackets.
+    - B(It holds the password), so it is returned only to a task with C(no_log) true, whose output Ansible never
+      shows; register the result there and pass RV(url) on to tasks that have C(no_log) too.
+    - Every byte of the password is percent-encoded (C(%41) for C(A), equivalent by RFC 3986 and decoded by
+      redis-py's C(from_url) and redis-cli) because Ansible masks each verbatim occurrence of a C(no_log) value in
+      a module's result, which would leave C(redis://:********@...). A password so short that it also occurs in
+      the host name or in its own encoding is masked even so (with a warning).
+    - For a client that does not decode the password, build the URL with the filter P(raibid.queue.redis_url#filter)
+      in a C(no_log) task instead; it encodes only what needs it, so an alphanumeric password stays as it is.
+    - With O(tls=true) clients also need the CA, for example C(from_url(url, ssl_ca_certs=path)).
+  returned: when O(state=present) and the task has C(no_log) true
+  type: str
+  sample: redis://:%73%33%63%72%65%74@raibid-redis-master.raibid-redis.svc.cluster.local:6379
 commands:
   description:
     - Redis commands that changed something (in check mode, that would have), without secrets.
@@ -458,8 +482,10 @@ from ansible_collections.raibid.queue.plugins.module_utils._redis import (
     redis_exceptions,
     server_version,
     stream_summary,
+    validate_connection_params,
     validate_names,
 )
+from ansible_collections.raibid.queue.plugins.module_utils._url import redis_url
 
 CREDENTIALS_MODE = 0o600
 DIRECTORY_MODE = 0o700
@@ -851,6 +877,25 @@ def validate(module):
     return credentials
 
 
+def connection_url(module):
+    """RV url, checked before Redis is touched; None with state=absent."""
+    params = module.params
+    if params['state'] != 'present':
+        return None
+    try:
+        url = redis_url(params['credentials_host'] or params['login_host'],
+                        params['credentials_port'] or params['login_port'],
+                        password=params['login_password'], username=params['login_user'], tls=params['tls'],
+                        encode_all=True)
+    except ValueError as e:
+        module.fail_json(msg='Cannot build the connection URL from credentials_host and credentials_port (or '
+                             'login_host and login_port): %s. Nothing was changed.' % e)
+    if module.no_log and params['login_password'] and params['login_password'] in url:
+        module.warn('The password occurs in the host name or in its own percent-encoding, so Ansible masks it in '
+                    'the returned url; use a longer password.')
+    return url
+
+
 def manage_credentials(module, credentials, run):
     params, result = module.params, run.result
     result['credentials_path'] = credentials.path
@@ -905,6 +950,9 @@ def run_module():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     credentials = validate(module)
+    # The login options first, so that their own messages name a bad login_host or login_port.
+    validate_connection_params(module)
+    url = connection_url(module)
 
     client = connect(module)
     run = Run(module)
@@ -923,6 +971,9 @@ def run_module():
     if credentials is not None:
         manage_credentials(module, credentials, run)
 
+    # The URL holds the password: only a task whose output Ansible hides (no_log) gets it.
+    if url is not None and module.no_log:
+        run.result['url'] = url
     if not module._diff:
         del run.result['diff']
     module.exit_json(**run.result)

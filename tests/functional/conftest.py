@@ -163,13 +163,17 @@ class PlaybookRunner:
         self.workdir = workdir
         self.count = 0
 
-    def __call__(self, module, args, check=False, diff=False, verbosity=0, module_defaults=None):
+    def __call__(self, module, args, check=False, diff=False, verbosity=0, module_defaults=None, no_log=False,
+                 then=()):
+        """Tasks in `then` run after the module's, which registers `result`; a no_log result shows censored."""
         self.count += 1
         task = {'name': 'under test', 'raibid.queue.%s' % module: args, 'register': 'result'}
+        if no_log:
+            task['no_log'] = True
         play = {
             'hosts': 'localhost', 'gather_facts': False, 'connection': 'local',
             'vars': {'ansible_python_interpreter': sys.executable},
-            'tasks': [task],
+            'tasks': [task] + list(then),
         }
         if module_defaults:
             play['module_defaults'] = module_defaults

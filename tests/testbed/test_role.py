@@ -32,6 +32,7 @@ def site(tmp_path, kubeconfig, kubectl):
     """A site playbook over `hosts: all` that includes the role, with its own namespace and credentials file."""
     name = 'rtest-role-%s' % uuid.uuid4().hex[:6]
     credentials = tmp_path / 'creds.json'
+    url = tmp_path / 'url'
     common = {
         'raibid_testbed_dir': str(REPO / 'testbed'),
         'raibid_redis_namespace': name,
@@ -49,6 +50,9 @@ def site(tmp_path, kubeconfig, kubectl):
                                                'apply': {'run_once': True, 'delegate_to': 'localhost'}},
              'run_once': True},
             {'name': 'Deploy the queue', 'ansible.builtin.include_role': {'name': 'raibid.queue.redis'}},
+            # What a site playbook does with the connection URL the role returns: hand it on, never print it.
+            {'name': 'Keep the connection URL', 'run_once': True, 'delegate_to': 'localhost', 'no_log': True,
+             'ansible.builtin.copy': {'content': '{{ raibid_redis_url }}', 'dest': str(url), 'mode': '0600'}},
         ],
     }
     teardown = dict(play, name='Teardown', tasks=[
@@ -81,6 +85,7 @@ def site(tmp_path, kubeconfig, kubectl):
     run.raw = raw
     run.namespace = name
     run.credentials = credentials
+    run.url = url
     yield run
     run('teardown.yml', 'hosts1')
 
@@ -98,6 +103,10 @@ def test_check_mode_then_deploy_once_for_any_number_of_hosts(site, kubectl):
     assert site.credentials.exists()
     pod = kubectl.json('-n', site.namespace, 'get', 'pod', site.namespace + '-master-0')
     assert all(c['ready'] for c in pod['status']['containerStatuses'])
+    # The URL the role returns (raibid_redis_url) holds the credentials file's host and password, and works.
+    creds, url = json.loads(site.credentials.read_text()), site.url.read_text()
+    check_url(url, creds['host'], creds['password'], tls=False)
+    assert xinfo_with_url(kubectl, site.namespace, pod['metadata']['name'], url) == ['raibid-workers']
 
     output, again = site('site.yml', 'hosts1')
     assert changed_count(output) == 0, output
@@ -115,6 +124,28 @@ def test_check_mode_then_deploy_once_for_any_number_of_hosts(site, kubectl):
     # Same pod: nothing was restarted by the re-runs.
     assert kubectl.json('-n', site.namespace, 'get', 'pod', site.namespace + '-master-0')['metadata']['uid'] == \
         pod['metadata']['uid']
+
+
+def check_url(url, host, password, tls):
+    """The design's format, and what redis-py's from_url reads from it: host, port 6379, password and TLS."""
+    assert url == '%s://:%s@%s:6379' % ('rediss' if tls else 'redis', password, host)
+    parsed = redis.connection.parse_url(url)
+    assert (parsed['host'], parsed['port'], parsed['password']) == (host, 6379, password)
+    assert (parsed.get('connection_class') is redis.connection.SSLConnection) == tls
+
+
+def xinfo_with_url(kubectl, namespace, pod, url, ca=None):
+    """redis-py's from_url with a connection URL, through `kubectl port-forward` to the pod: the URL's password,
+    scheme and TLS, with its in-cluster host and port replaced by the forward's (the certificate names
+    localhost). Returns the names of the groups of raibid:jobs."""
+    with forwarded_port(kubectl, namespace, pod) as port:
+        local = re.sub(r'@[^@]+$', '@localhost:%d' % port, url)
+        tls = dict(ssl_ca_certs=ca) if ca else {}
+        client = redis.Redis.from_url(local, socket_timeout=30, decode_responses=True, **tls)
+        try:
+            return [g['name'] for g in client.xinfo_groups('raibid:jobs')]
+        finally:
+            client.close()
 
 
 def secret_password(kubectl, namespace):
@@ -183,6 +214,13 @@ def test_options_tls_service_monitor_pvc_retention_network_policy(site, kubectl,
     consumer = kubectl.json('-n', namespace, 'get', 'secret', 'raibid-redis-auth')['data']
     assert base64.b64decode(consumer['tls']) == b'enable' and consumer['ca'] == ca
     assert base64.b64decode(consumer['password']).decode() == creds['password']
+    # The Secret's url is the URL the role returns, and it works over TLS with the CA.
+    url = base64.b64decode(consumer['url']).decode()
+    assert url == site.url.read_text()
+    check_url(url, creds['host'], creds['password'], tls=True)
+    ca_file = tmp_path / 'ca.crt'
+    ca_file.write_bytes(base64.b64decode(consumer['ca']))
+    assert xinfo_with_url(kubectl, ns, pod, url, ca=str(ca_file)) == ['raibid-workers']
 
     # ServiceMonitor, PVC retention and NetworkPolicy, as the API server has them.
     monitor = kubectl.json('-n', ns, 'get', 'servicemonitor', ns)
@@ -223,6 +261,8 @@ def test_sentinel_over_tls(site, kubectl, tmp_path):
     creds = json.loads(site.credentials.read_text())
     assert creds['tls'] is True and creds['sentinel_port'] == 26379
     assert creds['host'] == '%s.%s.svc.cluster.local' % (ns, ns)
+    # With Sentinel the URL names the same Service as the address: any node, the master or a replica.
+    check_url(site.url.read_text(), creds['host'], creds['password'], tls=True)
 
     # Sentinel answers over TLS only, and names node-0, where the queue is (and, replicated, on the others).
     ask = 'REDISCLI_AUTH="$(< $REDIS_PASSWORD_FILE)" redis-cli -e -p 26379 %s --raw SENTINEL get-master-addr-by-name mymaster'
@@ -245,20 +285,27 @@ def test_sentinel_over_tls(site, kubectl, tmp_path):
 
 
 @contextlib.contextmanager
-def redis_client(kubectl, namespace, pod, password):
-    """redis-py through `kubectl port-forward` (a connection of its own, independent of the role's module)."""
+def forwarded_port(kubectl, namespace, pod):
+    """A local port forwarded to the pod's 6379 by `kubectl port-forward`."""
     proc = subprocess.Popen(kubectl.argv('-n', namespace, 'port-forward', 'pod/' + pod, ':6379'),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         port = re.search(r'127\.0\.0\.1:(\d+) ->', line)
         assert port, (line, proc.stderr.read() if proc.poll() is not None else '')
-        client = redis.Redis(port=int(port.group(1)), password=password, socket_timeout=60, decode_responses=True)
-        yield client
-        client.close()
+        yield int(port.group(1))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def redis_client(kubectl, namespace, pod, password):
+    """redis-py through `kubectl port-forward` (a connection of its own, independent of the role's module)."""
+    with forwarded_port(kubectl, namespace, pod) as port:
+        client = redis.Redis(port=port, password=password, socket_timeout=60, decode_responses=True)
+        yield client
+        client.close()
 
 
 def redis_restarts(kubectl, namespace, pod):

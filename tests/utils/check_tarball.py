@@ -18,6 +18,7 @@ ALLOWED = (
     'meta/runtime.yml', 'meta/execution-environment.yml',
     'changelogs/changelog.yaml', 'changelogs/config.yaml', 'changelogs/fragments/*.yml',
     'plugins/modules/*.py', 'plugins/module_utils/*.py', 'plugins/doc_fragments/*.py', 'plugins/lookup/*.py',
+    'plugins/filter/*.py',
     'roles/redis/README.md', 'roles/redis/*/*.yml', 'roles/redis/templates/*.j2', 'roles/redis/files/*.json',
     'playbooks/*.yml',
 )

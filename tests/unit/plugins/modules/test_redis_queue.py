@@ -173,3 +173,31 @@ def test_credentials_path_that_is_a_directory(run_module, client, tmp_path):
     client['client'] = client_with('stream', ('raibid-workers',))
     result, failed = run_module(redis_queue.main, dict(credentials_path=str(tmp_path)))
     assert failed and 'is a directory' in result['msg']
+
+
+def test_url_only_for_a_task_with_no_log(run_module, client):
+    """The url holds the password: returned only where Ansible hides the result (the task's no_log)."""
+    client['client'] = client_with()
+    args = dict(login_password='pw', credentials_host='redis.svc', credentials_port=6380)
+    result, failed = run_module(redis_queue.main, dict(args, _ansible_no_log=True), check_mode=True)
+    assert not failed and result['url'] == 'redis://:%70%77@redis.svc:6380'
+    result, failed = run_module(redis_queue.main, args, check_mode=True)
+    assert not failed and 'url' not in result
+    result, failed = run_module(redis_queue.main, dict(args, state='absent', _ansible_no_log=True), check_mode=True)
+    assert not failed and 'url' not in result
+
+
+def test_url_that_ansible_would_mask_warns(run_module, client, monkeypatch):
+    client['client'] = client_with()
+    warnings = []
+    monkeypatch.setattr(redis_queue.AnsibleModule, 'warn', lambda self, msg: warnings.append(msg))
+    result, failed = run_module(redis_queue.main, dict(login_password='local', credentials_host='localhost',
+                                                       _ansible_no_log=True), check_mode=True)
+    assert not failed and 'redis://' in result['url']
+    assert any('Ansible masks it in the returned url' in w for w in warnings), warnings
+
+
+def test_host_no_url_can_hold_fails_before_connecting(run_module, monkeypatch):
+    monkeypatch.setattr(redis_queue, 'connect', mock.Mock(side_effect=AssertionError('must not connect')))
+    result, failed = run_module(redis_queue.main, dict(credentials_host='user@host'))
+    assert failed and 'Cannot build the connection URL' in result['msg']
