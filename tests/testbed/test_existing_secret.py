@@ -14,7 +14,8 @@ import uuid
 
 import yaml
 
-from test_role import changed_count, site  # noqa: F401  (site is a fixture)
+# site is a fixture: pytest finds it by name in this module.
+from test_role import changed_count, site  # noqa: F401  # pylint: disable=unused-import
 
 SECRET, KEY = 'redis-auth-external', 'pw'
 
