@@ -176,6 +176,21 @@ def test_existing_secret(render):
     assert pw["secret"]["items"] == [{"key": "pw", "path": "redis-password"}]
 
 
+def test_pod_annotations_per_role(render):
+    """As in bitnami/redis: master.podAnnotations on master pods, replica.podAnnotations on replica and Sentinel node
+    pods; the chart's own checksums stay."""
+    values = {"master": {"podAnnotations": {"a/master": "1"}}, "replica": {"podAnnotations": {"a/replica": "2"}}}
+
+    def ann(objs, name):
+        return objs[("StatefulSet", name)]["spec"]["template"]["metadata"]["annotations"]
+    objs = render(dict(values, architecture="replication"))
+    assert ann(objs, "raibid-redis-master")["a/master"] == "1" and "a/replica" not in ann(objs, "raibid-redis-master")
+    assert ann(objs, "raibid-redis-replicas")["a/replica"] == "2" and "a/master" not in ann(objs, "raibid-redis-replicas")
+    assert "checksum/secret" in ann(objs, "raibid-redis-replicas")
+    node = ann(render(dict(values, architecture="replication", sentinel={"enabled": True})), "raibid-redis-node")
+    assert node["a/replica"] == "2" and "a/master" not in node and "checksum/configmap" in node
+
+
 def test_password_in_env_when_not_files(render):
     objs = render({"auth": {"usePasswordFiles": False}})
     redis = container(objs[("StatefulSet", "raibid-redis-master")], "redis")

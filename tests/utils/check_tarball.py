@@ -21,6 +21,8 @@ ALLOWED = (
     'plugins/filter/*.py',
     'roles/redis/README.md', 'roles/redis/*/*.yml', 'roles/redis/templates/*.j2', 'roles/redis/files/*.json',
     'playbooks/*.yml',
+    # User documentation beyond the README (Galaxy shows docs/*.md).
+    'docs/*.md',
 )
 
 

@@ -3,13 +3,17 @@ Pod parts shared by the master/replicas StatefulSets (statefulsets.yaml) and the
 StatefulSet (sentinel-statefulset.yaml). Those taking a dict find the root context in "context".
 */}}
 
-{{/* Pod annotations (root context): a changed config, script or password rolls the pods. */}}
+{{/*
+Pod annotations: a changed config, script or password rolls the pods. dict: context, role ("master" or
+"replica": whose podAnnotations; as in bitnami/redis, Sentinel node pods take replica.podAnnotations).
+*/}}
 {{- define "redis.podAnnotations" -}}
-checksum/configmap: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
-checksum/health: {{ include (print .Template.BasePath "/health-configmap.yaml") . | sha256sum }}
-checksum/scripts: {{ include (print .Template.BasePath "/scripts-configmap.yaml") . | sha256sum }}
-checksum/secret: {{ include "redis.secretChecksum" . }}
-{{- with .Values.master.podAnnotations }}
+{{- $ := .context -}}
+checksum/configmap: {{ include (print $.Template.BasePath "/configmap.yaml") $ | sha256sum }}
+checksum/health: {{ include (print $.Template.BasePath "/health-configmap.yaml") $ | sha256sum }}
+checksum/scripts: {{ include (print $.Template.BasePath "/scripts-configmap.yaml") $ | sha256sum }}
+checksum/secret: {{ include "redis.secretChecksum" $ }}
+{{- with (index $.Values .role).podAnnotations }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
