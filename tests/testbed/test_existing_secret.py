@@ -94,8 +94,8 @@ def test_existing_secret_is_used_and_followed_after_an_in_place_change(site, kub
 
     # The health entry point reads the password from the same Secret (a wrong one would be refused by Redis).
     play = yaml.safe_load((tmp_path / 'site.yml').read_text())
-    play[0]['tasks'][1] = {'name': 'Check the queue', 'ansible.builtin.include_role': {
-        'name': 'raibid.queue.redis', 'tasks_from': 'health'}}
+    play[0]['tasks'][1:] = [{'name': 'Check the queue', 'ansible.builtin.include_role': {
+        'name': 'raibid.queue.redis', 'tasks_from': 'health'}}]
     (tmp_path / 'health.yml').write_text(yaml.safe_dump(play))
     output, dummy = site('health.yml', 'hosts1', '-e', opts)
     assert re.search(r'"backlog": 0,', output), output[-3000:]
