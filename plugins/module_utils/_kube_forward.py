@@ -20,15 +20,26 @@ import socket
 import threading
 import traceback
 
-KUBERNETES_IMPORT_ERROR = None
-try:
-    from kubernetes import client as kube_client
-    from kubernetes import config as kube_config
-    from kubernetes.stream import portforward
-except ImportError:
-    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+# The kubernetes library is imported on first use (load_kubernetes): it takes about 0.3 s to import, and only a
+# port-forward needs it, not a module run with login_host.
+kube_client = kube_config = portforward = None
 
 BUFFER_SIZE = 65536
+
+
+def load_kubernetes():
+    """Import the kubernetes library once; return None, or the traceback when it is missing."""
+    global kube_client, kube_config, portforward  # pylint: disable=global-statement
+    if portforward is not None:
+        return None
+    try:
+        from kubernetes import client
+        from kubernetes import config
+        from kubernetes.stream import portforward as forward
+    except ImportError:
+        return traceback.format_exc()
+    kube_client, kube_config, portforward = client, config, forward
+    return None
 
 
 class PodPortForward(object):

@@ -18,8 +18,8 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.raibid.queue.plugins.module_utils._kube_forward import (
-    KUBERNETES_IMPORT_ERROR,
     PodPortForward,
+    load_kubernetes,
 )
 
 REDIS_IMPORT_ERROR = None
@@ -170,8 +170,9 @@ def describe_target(params):
 
 def start_port_forward(module):
     """Forward a local port to the pod through the Kubernetes API; it closes when the module exits."""
-    if KUBERNETES_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
+    import_error = load_kubernetes()
+    if import_error:
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=import_error)
     params = module.params
     try:
         return PodPortForward(params['kubernetes_pod'], params['kubernetes_namespace'], params['login_port'],
