@@ -57,8 +57,7 @@ def kubeconfig():
     return proc.stdout.strip().splitlines()[-1]
 
 
-def main():
-    work = Path(tempfile.mkdtemp(prefix='raibid-bench-'))
+def main(work):
     config = kubeconfig()
     env = dict(os.environ, RAIBID_TEST_KUBECONFIG=config, KUBECONFIG=config, ANSIBLE_NOCOLOR='1')
     cluster_vars = work / 'cluster-vars.yml'
@@ -163,4 +162,6 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    # The work directory holds the runs' credentials files: removed whatever happens.
+    with tempfile.TemporaryDirectory(prefix='raibid-bench-') as tmp:
+        main(Path(tmp))

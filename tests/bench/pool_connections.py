@@ -15,38 +15,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 
 import redis
 
-from queue_rate import LOCAL_CONFIG, free_port
+from queue_rate import LOCAL_CONFIG, local_redis, stop_process
 
 STREAM, GROUP = 'raibid:jobs', 'raibid-workers'
 
 
 def start_server():
-    workdir, port, password = tempfile.mkdtemp(prefix='pool-'), free_port(), uuid.uuid4().hex
-    conf = os.path.join(workdir, 'redis.conf')
-    with open(conf, 'w') as f:
-        f.write('\n'.join(LOCAL_CONFIG + ['port %d' % port, 'bind 127.0.0.1', 'dir %s' % workdir,
-                                          'requirepass %s' % password]) + '\n')
-    os.chmod(conf, 0o600)
-    server = subprocess.Popen(['redis-server', conf], stdout=subprocess.DEVNULL)
-    admin = redis.Redis(port=port, password=password, client_name='bench-admin')
-    for dummy in range(100):
-        try:
-            admin.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.1)
-    return server, workdir, port, password, admin
+    server, workdir, port, password = local_redis(LOCAL_CONFIG, prefix='pool-')
+    return server, workdir, port, password, redis.Redis(port=port, password=password, client_name='bench-admin')
 
 
 def worker(pool, name, stop, errors):
@@ -105,8 +88,7 @@ def main():
         results.append(run(port, password, admin, 8, max_connections=4))
         results.append(run(port, password, admin, 8, redis.BlockingConnectionPool, max_connections=4))
     finally:
-        server.terminate()
-        server.wait()
+        stop_process(server)
         shutil.rmtree(workdir, ignore_errors=True)
     for r in results:
         print(json.dumps(r))

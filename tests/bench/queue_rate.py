@@ -26,14 +26,14 @@ import json
 import multiprocessing
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
 import redis
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'utils'))
+from harness import local_redis, stop_process  # noqa: E402
 
 PAYLOAD = json.dumps({'repo': 'raibid/raibid-ci', 'ref': 'refs/heads/main', 'commit': 'f' * 40, 'runner': 'k3s'})
 GROUP = 'bench-workers'
@@ -115,34 +115,6 @@ def phase(args, client, name, procs, counter, seconds=None, also=None):
     return result
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def start_local(args):
-    """A redis-server with the role's settings on a free port, in a temporary directory."""
-    workdir = tempfile.mkdtemp(prefix='queue-rate-')
-    password = uuid.uuid4().hex
-    conf = os.path.join(workdir, 'redis.conf')
-    with open(conf, 'w') as f:
-        f.write('\n'.join(LOCAL_CONFIG + ['port %d' % args.port, 'bind 127.0.0.1', 'dir %s' % workdir,
-                                          'requirepass %s' % password, 'daemonize no']) + '\n')
-    os.chmod(conf, 0o600)
-    server = subprocess.Popen(['redis-server', conf], stdout=subprocess.DEVNULL)
-    os.environ['REDISCLI_AUTH'] = password
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            connect(args).ping()
-            return server, workdir
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--local', action='store_true', help='start a local redis-server with the role settings')
@@ -160,8 +132,7 @@ def main():
     args = parser.parse_args()
     server = workdir = None
     if args.local:
-        args.port = args.port or free_port()
-        server, workdir = start_local(args)
+        server, workdir, args.port, os.environ['REDISCLI_AUTH'] = local_redis(LOCAL_CONFIG, prefix='queue-rate-')
     args.port = args.port or 6379
     client = connect(args)
     stream = 'bench:%s' % uuid.uuid4().hex[:8]
@@ -190,8 +161,7 @@ def main():
     finally:
         client.delete(stream)
         if server:
-            server.terminate()
-            server.wait()
+            stop_process(server)
             shutil.rmtree(workdir, ignore_errors=True)
     head = {'label': args.label, 'target': 'local redis-server' if args.local else '%s:%d' % (args.host, args.port),
             'redis_version': server_info['redis_version'], 'producers': args.producers, 'workers': args.workers,

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import redis
 
-from harness import free_port
+from harness import local_redis, stop_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,19 +67,9 @@ print(len(ids))
 def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
     modules = sys.argv[2:] or [os.path.join(HERE, '..', '..', 'plugins', 'modules', 'redis_job.py')]
-    workdir = tempfile.mkdtemp()
-    port, password = free_port(), secrets.token_hex(8)
-    server = subprocess.Popen([shutil.which('redis-server'), '--port', str(port), '--bind', '127.0.0.1',
-                               '--requirepass', password, '--save', '', '--appendonly', 'no', '--dir', workdir],
-                              stdout=subprocess.DEVNULL)
+    server, workdir, port, password = local_redis(['save ""', 'appendonly no'])
     try:
         client = redis.Redis(host='127.0.0.1', port=port, password=password)
-        for dummy in range(50):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.1)
         batch = jobs(count)
         # One run each in a fresh process; the measurement includes starting Python and importing.
         client.delete('raibid:jobs')
@@ -107,8 +95,7 @@ def main():
             assert len(result['entry_ids']) == count and client.xlen('raibid:jobs') == count, result.get('msg')
             print('%s: %d jobs in %.2f s, peak %.0f MB' % (module, count, seconds, mb))
     finally:
-        server.terminate()
-        server.wait()
+        stop_process(server)
         shutil.rmtree(workdir)
 
 

@@ -7,14 +7,19 @@
   own scripts read them through testbed/lib.sh, so both see the same values).
 - free_port(): a TCP port on 127.0.0.1 that nothing listens on.
 - stop_process(proc): ends a process the test started (SIGTERM, then SIGKILL if it lingers).
+- local_redis(config): a throw-away redis-server for the benchmarks (the functional tests' fixture is richer).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import socket
 import subprocess
+import tempfile
+import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,3 +46,31 @@ def stop_process(proc, timeout=10):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def local_redis(config=(), prefix='raibid-bench-'):
+    """Starts redis-server on a free 127.0.0.1 port with `config` lines and a random password, in a new temporary
+    directory, and waits for PING. The password is in a 0600 config file, not on the command line.
+    Returns (process, workdir, port, password); stop it with stop_process()."""
+    import redis  # only the benchmarks need redis-py here
+
+    workdir, port, password = tempfile.mkdtemp(prefix=prefix), free_port(), uuid.uuid4().hex
+    conf = os.path.join(workdir, 'redis.conf')
+    with open(conf, 'w') as f:
+        f.write('\n'.join(list(config) + ['port %d' % port, 'bind 127.0.0.1', 'dir %s' % workdir,
+                                           'requirepass %s' % password, 'daemonize no']) + '\n')
+    os.chmod(conf, 0o600)
+    server = subprocess.Popen(['redis-server', conf], stdout=subprocess.DEVNULL)
+    client = redis.Redis(host='127.0.0.1', port=port, password=password)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return server, workdir, port, password
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                stop_process(server)
+                raise
+            time.sleep(0.1)
+        finally:
+            client.close()
