@@ -57,8 +57,9 @@ def local_redis(config=(), prefix='raibid-bench-'):
     workdir, port, password = tempfile.mkdtemp(prefix=prefix), free_port(), uuid.uuid4().hex
     conf = os.path.join(workdir, 'redis.conf')
     with open(conf, 'w') as f:
-        f.write('\n'.join(list(config) + ['port %d' % port, 'bind 127.0.0.1', 'dir %s' % workdir,
-                                           'requirepass %s' % password, 'daemonize no']) + '\n')
+        lines = list(config) + ['port %d' % port, 'bind 127.0.0.1', 'dir %s' % workdir,
+                                'requirepass %s' % password, 'daemonize no']
+        f.write('\n'.join(lines) + '\n')
     os.chmod(conf, 0o600)
     server = subprocess.Popen(['redis-server', conf], stdout=subprocess.DEVNULL)
     client = redis.Redis(host='127.0.0.1', port=port, password=password)
