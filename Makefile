@@ -35,8 +35,9 @@ test: deps units functional monitoring sanity lint build matrix kube
 units: deps
 	$(BIN)/python -m pytest tests/unit
 
+# Each test starts its own redis-server on a free port and runs in its own tmp_path, so they run 4 at a time.
 functional: deps
-	$(BIN)/python -m pytest tests/functional
+	$(BIN)/python -m pytest -n 4 tests/functional
 
 # The alert rules and the dashboard, offline: promtool check/test rules, shipped files in step with their sources.
 monitoring: deps $(BIN)/promtool
