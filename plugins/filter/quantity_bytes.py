@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 name: quantity_bytes
 short_description: The number of bytes of a Kubernetes memory or storage quantity
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Turns a Kubernetes quantity such as C(512Mi), C(8Gi), C(1.5G) or C(1000) into bytes, rounded down.
   - Binary suffixes C(Ki Mi Gi Ti Pi Ei) are powers of 1024, decimal ones C(k M G T P E) powers of 1000, as

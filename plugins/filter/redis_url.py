@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 name: redis_url
 short_description: The connection URL of a Redis server, with the password percent-encoded
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Builds C(redis://:<password>@<host>:<port>), or C(rediss://) with TLS, the URL that redis-py's
     C(redis.Redis.from_url()) and most Redis clients accept. An IPv6 address is put in brackets.
