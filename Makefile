@@ -35,9 +35,9 @@ test: deps units functional monitoring sanity lint build matrix kube
 units: deps
 	$(BIN)/python -m pytest tests/unit
 
-# Each test starts its own redis-server on a free port and runs in its own tmp_path, so they run 4 at a time.
+# Each test starts its own redis-server on a free port and runs in its own tmp_path, so they run two at a time (more makes the idle-time thresholds of test_reclaim.py tight on 2 cores).
 functional: deps
-	$(BIN)/python -m pytest -n 4 tests/functional
+	$(BIN)/python -m pytest -n 2 tests/functional
 
 # The alert rules and the dashboard, offline: promtool check/test rules, shipped files in step with their sources.
 monitoring: deps $(BIN)/promtool

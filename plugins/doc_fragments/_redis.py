@@ -103,6 +103,20 @@ options:
     description:
       - Kubeconfig context used with O(kubernetes_pod). Defaults to the current context.
     type: str
+  sentinel_master_set:
+    description:
+      - Ask Redis Sentinel which server is the master of this master set, and work on that one.
+      - Sentinel is reached like Redis (the same password and TLS options) on O(sentinel_port), at O(login_host) or
+        in O(kubernetes_pod), which may then be any pod that runs Sentinel. Through a port-forward the master must
+        be a pod of the same StatefulSet as O(kubernetes_pod), announced by its host name
+        (C(<pod>.<headless service>...)), as the bitnami/redis chart does.
+      - O(wait_timeout) bounds the wait for Sentinel and for the master together.
+    type: str
+  sentinel_port:
+    description:
+      - Port of Sentinel, with O(sentinel_master_set).
+    type: int
+    default: 26379
 requirements:
   - redis (the redis-py Python library) 4.2 or newer, on the host that runs the module.
   - kubernetes (the Kubernetes Python client), only with O(kubernetes_pod).

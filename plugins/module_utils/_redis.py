@@ -65,6 +65,8 @@ def redis_connection_argument_spec():
         kubernetes_namespace=dict(type='str', default='default'),
         kubeconfig=dict(type='path'),
         kubernetes_context=dict(type='str'),
+        sentinel_master_set=dict(type='str'),
+        sentinel_port=dict(type='int', default=26379),
     )
 
 
@@ -131,6 +133,10 @@ def validate_connection_params(module):
             module.fail_json(msg='%s only apply with tls=true.' % ', '.join(tls_only))
     if params['ca_certs'] and params['ca_data']:
         module.fail_json(msg='ca_certs and ca_data are mutually exclusive.')
+    if params['sentinel_master_set'] is not None and name_problem(params['sentinel_master_set']):
+        module.fail_json(msg='sentinel_master_set %s.' % name_problem(params['sentinel_master_set']))
+    if not 1 <= params['sentinel_port'] <= 65535:
+        module.fail_json(msg='sentinel_port must be between 1 and 65535, got %d.' % params['sentinel_port'])
 
 
 def client_kwargs(params):
@@ -168,12 +174,11 @@ def describe_target(params):
     return '%s://%s:%d' % (scheme, params['login_host'], params['login_port'])
 
 
-def start_port_forward(module):
+def start_port_forward(module, params):
     """Forward a local port to the pod through the Kubernetes API; it closes when the module exits."""
     import_error = load_kubernetes()
     if import_error:
         module.fail_json(msg=missing_required_lib('kubernetes'), exception=import_error)
-    params = module.params
     try:
         return PodPortForward(params['kubernetes_pod'], params['kubernetes_namespace'], params['login_port'],
                               kubeconfig=params['kubeconfig'], context=params['kubernetes_context'])
@@ -200,19 +205,60 @@ def connect(module, sleep=time.sleep, clock=time.monotonic):
     command, a peer that does not speak Redis or a host name that does not exist fail at once, because
     waiting cannot fix them. No attempt runs past wait_timeout: the socket timeouts of the last attempts are
     cut to the time left.
+
+    With sentinel_master_set, Sentinel is asked first (within the same wait_timeout) and the client is the
+    master's; module.params then names it (kubernetes_pod, or login_host and login_port).
     """
     check_redis_library(module)
     validate_connection_params(module)
     params = module.params
+    deadline = clock() + params['wait_timeout']
+    if params['sentinel_master_set']:
+        sentinel = _ping_until(module, dict(params, login_port=params['sentinel_port']), deadline, sleep, clock,
+                               what='Sentinel')
+        params.update(sentinel_master(module, sentinel))
+        sentinel.close()
+    return _ping_until(module, params, deadline, sleep, clock)
+
+
+def sentinel_master(module, sentinel):
+    """The connection options of the master that Sentinel names for sentinel_master_set.
+
+    Through a port-forward the answer must be a pod of the same StatefulSet as kubernetes_pod, named by its
+    headless-Service host name (<pod>.<service>.<namespace>...), as the bitnami/redis chart announces pods.
+    """
+    params = module.params
+    master_set = params['sentinel_master_set']
+    try:
+        answer = sentinel.sentinel_get_master_addr_by_name(master_set)
+    except redis_exceptions.RedisError as e:
+        module.fail_json(msg='Sentinel at %s could not name the master of %s: %s'
+                             % (describe_target(dict(params, login_port=params['sentinel_port'])), master_set, e))
+    if not answer:
+        module.fail_json(msg='Sentinel at %s does not know the master set %s.'
+                             % (describe_target(dict(params, login_port=params['sentinel_port'])), master_set))
+    host, port = answer[0], int(answer[1])
+    if not params['kubernetes_pod']:
+        return dict(login_host=host, login_port=port)
+    pod = host.split('.')[0]
+    statefulset = re.sub(r'-[0-9]+$', '', params['kubernetes_pod'])
+    if not re.match(r'^%s-[0-9]+$' % re.escape(statefulset), pod):
+        module.fail_json(msg='Sentinel in pod %s/%s named %s:%d as the master of %s, not a pod of StatefulSet %s.'
+                             % (params['kubernetes_namespace'], params['kubernetes_pod'], host, port, master_set,
+                                statefulset))
+    return dict(kubernetes_pod=pod, login_port=port)
+
+
+def _ping_until(module, params, deadline, sleep, clock, what='Redis'):
+    """A client of the server params name whose PING was answered before deadline (see connect())."""
     target = describe_target(params)
     kwargs = client_kwargs(params)
     forward = None
     if params['kubernetes_pod']:
-        forward = start_port_forward(module)
+        forward = start_port_forward(module, params)
         # The listener is on 127.0.0.1; with TLS connect by name, since certificates made for a cluster name
         # localhost (bitnami/redis does) rather than the IP address.
         kwargs.update(host='localhost' if params['tls'] else '127.0.0.1', port=forward.local_port)
-    deadline = clock() + params['wait_timeout']
     attempts = 0
     while True:
         attempts += 1
@@ -230,12 +276,12 @@ def connect(module, sleep=time.sleep, clock=time.monotonic):
                 return client
             last_error = 'PING was not answered with PONG'
         except redis_exceptions.AuthenticationError as e:
-            module.fail_json(msg='Redis at %s rejected the login: %s' % (target, e))
+            module.fail_json(msg='%s at %s rejected the login: %s' % (what, target, e))
         except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError,
                 redis_exceptions.BusyLoadingError) as e:
             if permanent_dns_failure(e):
-                module.fail_json(msg='Cannot reach Redis at %s: the host name does not resolve (%s). '
-                                     'Check login_host; this is not retried.' % (target, e))
+                module.fail_json(msg='Cannot reach %s at %s: the host name does not resolve (%s). '
+                                     'Check login_host; this is not retried.' % (what, target, e))
             last_error = str(e)
             if forward is not None and forward.last_error:
                 last_error = 'port-forward: %s' % forward.last_error
@@ -243,15 +289,15 @@ def connect(module, sleep=time.sleep, clock=time.monotonic):
             module.fail_json(msg='The server at %s answered, but not as Redis does (%s). Check login_port, '
                                  'and tls: a TLS port needs tls=true.' % (target, e))
         except redis_exceptions.ResponseError as e:
-            module.fail_json(msg='Redis at %s refused PING: %s' % (target, e))
+            module.fail_json(msg='%s at %s refused PING: %s' % (what, target, e))
         client.close()
         left = deadline - clock()
         if left <= 0:
             break
         sleep(min(RETRY_INTERVAL, left))
     module.fail_json(
-        msg='Redis at %s did not answer PING within %d seconds (%d attempts). Last error: %s'
-            % (target, params['wait_timeout'], attempts, last_error),
+        msg='%s at %s did not answer PING within %d seconds (%d attempts). Last error: %s'
+            % (what, target, params['wait_timeout'], attempts, last_error),
         attempts=attempts)
 
 

@@ -442,6 +442,23 @@ url:
   returned: when O(state=present) and the task has C(no_log) true
   type: str
   sample: redis://:%73%33%63%72%65%74@raibid-redis-master.raibid-redis.svc.cluster.local:6379
+master:
+  description: With O(sentinel_master_set), the master Sentinel named, which the module worked on.
+  returned: when O(sentinel_master_set) is set
+  type: dict
+  contains:
+    kubernetes_pod:
+      description: The master's pod, with O(kubernetes_pod); null without.
+      type: str
+      sample: raibid-redis-node-1
+    login_host:
+      description: The master's address as Sentinel announces it, without O(kubernetes_pod); null with.
+      type: str
+      sample: 10.42.0.17
+    login_port:
+      description: The master's port.
+      type: int
+      sample: 6379
 commands:
   description:
     - Redis commands that changed something (in check mode, that would have), without secrets.
@@ -807,6 +824,9 @@ def run_module():
 
     client = connect(module)
     run = Run(module)
+    if params['sentinel_master_set']:
+        run.result['master'] = dict((name, None if params['kubernetes_pod'] and name == 'login_host' else params[name])
+                                    for name in ('kubernetes_pod', 'login_host', 'login_port'))
     try:
         run.result['redis_version'] = server_version(module, client)
         if params['state'] == 'present':

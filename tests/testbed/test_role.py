@@ -258,6 +258,8 @@ def test_sentinel_over_tls(site, kubectl, tmp_path):
     ns = site.namespace
     output, converge = site('site.yml', 'hosts1', '-e', '@%s' % options)
     assert 'Sentinel on port 26379' in output and 'TLS (CA in Secret' in output
+    # The try-it hint execs into the master the queue module found through Sentinel.
+    assert 'exec %s-node-0 -c redis' % ns in output
     creds = json.loads(site.credentials.read_text())
     assert creds['tls'] is True and creds['sentinel_port'] == 26379
     assert creds['host'] == '%s.%s.svc.cluster.local' % (ns, ns)

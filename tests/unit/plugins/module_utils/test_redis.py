@@ -226,3 +226,26 @@ def test_bad_login_host_fails_before_connecting(monkeypatch, host, message):
 ])
 def test_redis_error_message_explains(error, text):
     assert text in _redis.redis_error_message('add a job', error)
+
+
+@pytest.mark.parametrize('answer,expected', [
+    (('raibid-redis-node-2.raibid-redis-headless.ns.svc.cluster.local', '6379'), None),
+    (('other-node-1.x', 6379), 'Sentinel in pod ns/raibid-redis-node-0 named other-node-1.x:6379 as the master of '
+                               'mymaster, not a pod of StatefulSet raibid-redis-node.'),
+    (('10.42.0.7', 6379), 'not a pod of StatefulSet raibid-redis-node'),
+    (None, 'Sentinel at redis://pod ns/raibid-redis-node-0:26379 (port-forward) does not know the master set mymaster.'),
+    (exceptions.ResponseError('NOAUTH'), 'could not name the master of mymaster: NOAUTH'),
+])
+def test_sentinel_answer_through_a_port_forward(answer, expected):
+    """Sentinel announces pods by their headless-Service host name; anything else is refused (the cluster tests
+    cover the path that works end to end)."""
+    module = FakeModule(kubernetes_pod='raibid-redis-node-0', kubernetes_namespace='ns', sentinel_master_set='mymaster')
+    sentinel = mock.Mock()
+    if isinstance(answer, Exception):
+        sentinel.sentinel_get_master_addr_by_name.side_effect = answer
+    else:
+        sentinel.sentinel_get_master_addr_by_name.return_value = answer
+    if expected is None:
+        assert _redis.sentinel_master(module, sentinel) == {'kubernetes_pod': 'raibid-redis-node-2', 'login_port': 6379}
+    else:
+        assert expected in failure(lambda: _redis.sentinel_master(module, sentinel))['msg']
