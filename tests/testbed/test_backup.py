@@ -139,3 +139,70 @@ def test_backup_cronjob_keeps_verified_snapshots(site):
     assert 'RDB looks OK' in check, check
     kubectl('-n', ns, 'delete', 'pod', pod, '--wait=false')
     print('backup: converge %.0f s, one backup Job %.1f s' % (site.converge, took))
+
+
+def fetch(site, pod, path, dest):
+    """Copies a file out of a pod, as the README does: kubectl exec ... cat > file (no tar in the image)."""
+    with open(dest, 'wb') as out:
+        subprocess.run(site.kubectl.argv('-n', site.name, 'exec', pod, '--', 'cat', path), stdout=out, check=True,
+                       timeout=120)
+
+
+def queue_state(site):
+    """The stream's entries, the group's last-delivered ID and its pending entries (ID and consumer)."""
+    entries = site.redis('XRANGE', STREAM, '-', '+').split()
+    groups = site.redis('XINFO', 'GROUPS', STREAM).split()
+    last = groups[groups.index('last-delivered-id') + 1]
+    pending = site.redis('XPENDING', STREAM, GROUP, '-', '+', '100').split()
+    return entries, last, [(pending[i], pending[i + 1]) for i in range(0, len(pending), 4)]
+
+
+def test_restore_after_purge_brings_back_the_stream_the_group_and_its_pending_jobs(site, tmp_path):
+    kubectl, ns = site.kubectl, site.name
+    for i in range(1, 6):
+        site.redis('XADD', STREAM, '*', 'job_id', 'r-%d' % i, 'job_type', 'build', 'payload', '{"n": %d}' % i)
+    delivered = site.redis('XREADGROUP', 'GROUP', GROUP, 'worker-1', 'COUNT', '3', 'STREAMS', STREAM, '>').split()
+    assert 'r-1' in delivered or 'b-1' in delivered, delivered
+    before = queue_state(site)
+    assert before[2], 'jobs are pending before the backup'
+    undelivered = site.redis('XRANGE', STREAM, '(' + before[1], '+', 'COUNT', '1').split()
+    assert undelivered, 'a job is left to deliver'
+
+    log = site.run_backup('before-purge')
+    snapshot = re.search(r'Saved (dump-\S+\.rdb)', log).group(1)
+    pod = reader(site, site.name + '-backup')
+    copy = tmp_path / snapshot
+    fetch(site, pod, '/backups/' + snapshot, copy)
+    assert copy.read_bytes().startswith(b'REDIS')
+
+    began = time.monotonic()
+    site('raibid.queue.teardown_redis', '-e', 'raibid_redis_purge=true')
+    assert kubectl('get', 'namespace', ns, '--ignore-not-found', '-o', 'name').strip() == ''
+    assert kubectl('get', 'pv', '-o', 'jsonpath={.items[*].spec.claimRef.namespace}').split().count(ns) == 0
+
+    restore = ['-e', 'raibid_redis_restore_file=%s' % copy]
+    output, dummy = site('raibid.queue.restore_redis', *restore, '--check')
+    assert 'would create PVC redis-data-%s-master-0' % ns in output, output[-3000:]
+    assert kubectl('get', 'namespace', ns, '--ignore-not-found', '-o', 'name').strip() == ''
+
+    output, took = site('raibid.queue.restore_redis', *restore)
+    assert re.search(r'Loaded: \d+ keys', output) and 'appendonly.aof.1.base.rdb' in output, output[-3000:]
+    after = queue_state(site)
+    assert after == before
+    # Redis runs from the AOF written from the snapshot, which it keeps appending to.
+    assert 'aof_enabled:1' in site.redis('INFO', 'persistence').split()
+    files = kubectl('-n', ns, 'exec', ns + '-master-0', '-c', 'redis', '--', 'ls', '/data', '/data/appendonlydir')
+    assert 'restore.rdb' not in files and 'appendonly.aof.manifest' in files, files
+
+    # A worker carries on: the next undelivered job, and the old ones still pending for a retry or XCLAIM.
+    nxt = site.redis('XREADGROUP', 'GROUP', GROUP, 'worker-2', 'COUNT', '1', 'STREAMS', STREAM, '>').split()
+    assert undelivered[0] in nxt, (nxt, undelivered)
+    pending = site.redis('XPENDING', STREAM, GROUP, '-', '+', '100').split()
+    assert all(entry_id in pending for entry_id, dummy in before[2]) and undelivered[0] in pending
+
+    # The data volume exists now: a second restore refuses and changes nothing.
+    proc = site.raw(['raibid.queue.restore_redis', '-e', '@%s' % site.cluster_vars, '-e', '@%s' % site.options,
+                     *restore])
+    assert proc.returncode != 0 and 'the restore fills a new volume only, and nothing was changed' in proc.stdout
+    assert queue_state(site)[2] == before[2] + [(undelivered[0], 'worker-2')]
+    print('restore: purge + restore %.0f s (restore playbook %.0f s)' % (time.monotonic() - began, took))
