@@ -141,13 +141,6 @@ def test_backup_cronjob_keeps_verified_snapshots(site):
     print('backup: converge %.0f s, one backup Job %.1f s' % (site.converge, took))
 
 
-def fetch(site, pod, path, dest):
-    """Copies a file out of a pod, as the README does: kubectl exec ... cat > file (no tar in the image)."""
-    with open(dest, 'wb') as out:
-        subprocess.run(site.kubectl.argv('-n', site.name, 'exec', pod, '--', 'cat', path), stdout=out, check=True,
-                       timeout=120)
-
-
 def queue_state(site):
     """The stream's entries, the group's last-delivered ID and its pending entries (ID and consumer)."""
     entries = site.redis('XRANGE', STREAM, '-', '+').split()
@@ -168,12 +161,14 @@ def test_restore_after_purge_brings_back_the_stream_the_group_and_its_pending_jo
     undelivered = site.redis('XRANGE', STREAM, '(' + before[1], '+', 'COUNT', '1').split()
     assert undelivered, 'a job is left to deliver'
 
-    log = site.run_backup('before-purge')
-    snapshot = re.search(r'Saved (dump-\S+\.rdb)', log).group(1)
-    pod = reader(site, site.name + '-backup')
-    copy = tmp_path / snapshot
-    fetch(site, pod, '/backups/' + snapshot, copy)
-    assert copy.read_bytes().startswith(b'REDIS')
+    # The README's backup command: a Job now, its snapshot copied off the cluster.
+    output, dummy = site('raibid.queue.backup_redis', '-e', 'raibid_redis_backup_dest=%s' % (tmp_path / 'backups'))
+    copy = next((tmp_path / 'backups').glob('dump-*.rdb'))
+    assert 'Snapshot copied off the cluster to %s' % copy in output, output[-3000:]
+    assert copy.read_bytes().startswith(b'REDIS') and oct(copy.stat().st_mode & 0o777) == '0o600'
+    # It cleaned up after itself: only the CronJob's own Jobs remain, and no copy pod.
+    assert [j for j in kubectl('-n', ns, 'get', 'jobs', '-o', 'name').split() if 'manual-' not in j] == []
+    assert 'copy' not in kubectl('-n', ns, 'get', 'pods', '-o', 'name')
 
     began = time.monotonic()
     site('raibid.queue.teardown_redis', '-e', 'raibid_redis_purge=true')
