@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -141,6 +142,13 @@ def test_backup_cronjob_keeps_verified_snapshots(site):
     print('backup: converge %.0f s, one backup Job %.1f s' % (site.converge, took))
 
 
+def readme_command(playbook):
+    """The arguments of the README's `ansible-playbook <playbook> ...` line (section "Backups and restore")."""
+    line = next(line for line in (REPO / 'README.md').read_text().splitlines()
+                if line.startswith('ansible-playbook %s ' % playbook))
+    return shlex.split(line.split('#')[0])[1:]
+
+
 def queue_state(site):
     """The stream's entries, the group's last-delivered ID and its pending entries (ID and consumer)."""
     entries = site.redis('XRANGE', STREAM, '-', '+').split()
@@ -162,9 +170,9 @@ def test_restore_after_purge_brings_back_the_stream_the_group_and_its_pending_jo
     assert undelivered, 'a job is left to deliver'
 
     # The README's backup command: a Job now, its snapshot copied off the cluster.
-    output, dummy = site('raibid.queue.backup_redis', '-e', 'raibid_redis_backup_dest=%s' % (tmp_path / 'backups'))
-    copy = next((tmp_path / 'backups').glob('dump-*.rdb'))
-    assert 'Snapshot copied off the cluster to %s' % copy in output, output[-3000:]
+    output, dummy = site(*readme_command('raibid.queue.backup_redis'))
+    copy = next((site.work / 'backups').glob('dump-*.rdb'))
+    assert 'Snapshot copied off the cluster to ./backups/%s' % copy.name in output, output[-3000:]
     assert copy.read_bytes().startswith(b'REDIS') and oct(copy.stat().st_mode & 0o777) == '0o600'
     # It cleaned up after itself: only the CronJob's own Jobs remain, and no copy pod.
     assert [j for j in kubectl('-n', ns, 'get', 'jobs', '-o', 'name').split() if 'manual-' not in j] == []
@@ -175,7 +183,8 @@ def test_restore_after_purge_brings_back_the_stream_the_group_and_its_pending_jo
     assert kubectl('get', 'namespace', ns, '--ignore-not-found', '-o', 'name').strip() == ''
     assert kubectl('get', 'pv', '-o', 'jsonpath={.items[*].spec.claimRef.namespace}').split().count(ns) == 0
 
-    restore = ['-e', 'raibid_redis_restore_file=%s' % copy]
+    restore = [re.sub(r'=\S+$', '=' + str(copy), arg) for arg in readme_command('raibid.queue.restore_redis')[1:]]
+    assert restore[0] == '-e' and restore[1] == 'raibid_redis_restore_file=' + str(copy)
     output, dummy = site('raibid.queue.restore_redis', *restore, '--check')
     assert 'would create PVC redis-data-%s-master-0' % ns in output, output[-3000:]
     assert kubectl('get', 'namespace', ns, '--ignore-not-found', '-o', 'name').strip() == ''
@@ -196,8 +205,8 @@ def test_restore_after_purge_brings_back_the_stream_the_group_and_its_pending_jo
     assert all(entry_id in pending for entry_id, dummy in before[2]) and undelivered[0] in pending
 
     # The data volume exists now: a second restore refuses and changes nothing.
-    proc = site.raw(['raibid.queue.restore_redis', '-e', '@%s' % site.cluster_vars, '-e', '@%s' % site.options,
-                     *restore])
+    proc = site.raw(['raibid.queue.restore_redis', *restore, '-e', '@%s' % site.cluster_vars, '-e',
+                     '@%s' % site.options])
     assert proc.returncode != 0 and 'the restore fills a new volume only, and nothing was changed' in proc.stdout
     assert queue_state(site)[2] == before[2] + [(undelivered[0], 'worker-2')]
     print('restore: purge + restore %.0f s (restore playbook %.0f s)' % (time.monotonic() - began, took))

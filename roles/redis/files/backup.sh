@@ -1,9 +1,9 @@
 # The backup Job's script (templates/backup-cronjob.yml.j2): a consistent RDB snapshot of the master through the
 # replication protocol, checked before it counts, then only the newest BACKUP_KEEP snapshots are kept.
 set -euo pipefail
-cd /backups
+cd "${BACKUP_DIR:-/backups}"
 tls=()
-if [[ $REDIS_TLS == yes ]]; then tls=(--tls --cacert /certs/ca.crt); fi
+if [[ $REDIS_TLS == yes ]]; then tls=(--tls --cacert "${REDIS_CA:-/certs/ca.crt}"); fi
 name="dump-$(date -u +%Y%m%dT%H%M%SZ).rdb"
 part=".$name.part"
 trap 'rm -f -- "$part"' EXIT

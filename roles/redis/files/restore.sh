@@ -5,14 +5,15 @@
 # holding the whole dataset) by a rewrite; once the rewrite is done it shuts down, and the release's Redis starts
 # from that AOF as after any restart.
 set -euo pipefail
-cd /data
+data=${DATA_DIR:-/data}
+cd "$data"
 if [[ -e appendonlydir ]]; then
-  echo "/data/appendonlydir exists: this volume holds data already, nothing restored." >&2
+  echo "$data/appendonlydir exists: this volume holds data already, nothing restored." >&2
   exit 1
 fi
 redis-check-rdb restore.rdb
-sock=/data/.restore.sock
-redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 --dir /data --dbfilename restore.rdb \
+sock=$data/.restore.sock
+redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 --dir "$data" --dbfilename restore.rdb \
   --appendonly no --save "" --appenddirname appendonlydir --appendfilename appendonly.aof &
 pid=$!
 cli() { redis-cli -s "$sock" "$@"; }
