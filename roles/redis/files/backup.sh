@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The backup Job's script (templates/backup-cronjob.yml.j2): a consistent RDB snapshot of the master through the
 # replication protocol, checked before it counts, then only the newest BACKUP_KEEP snapshots are kept.
 set -euo pipefail

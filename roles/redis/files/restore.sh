@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Run in the restore pod (tasks/restore.yml) on the new data volume at /data, which holds /data/restore.rdb.
 # The chart's Redis runs with appendonly yes, and Redis 7 with appendonly yes loads only the AOF: an RDB file alone
 # in /data is ignored and Redis starts empty (measured with 7.0.15). So a Redis of the same image loads the snapshot
@@ -36,4 +37,4 @@ grep -qx 'aof_last_bgrewrite_status:ok' <<<"$info"
 cli SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 wait "$pid" || true
 rm -f -- restore.rdb "$sock"
-echo "AOF written: $(cat appendonlydir/appendonly.aof.manifest | tr '\n' ' ')"
+echo "AOF written: $(tr "\n" " " < appendonlydir/appendonly.aof.manifest)"
