@@ -124,6 +124,14 @@ def test_backup_cronjob_keeps_verified_snapshots(site):
     output, dummy = site('raibid.queue.setup_redis', '--check')
     assert changed_count(output) == 0, output[-4000:]
 
+    # Turned off: the CronJob goes, the PVC with the snapshots stays; turned on again, the CronJob is back.
+    output, dummy = site('raibid.queue.setup_redis', '-e', 'raibid_redis_backup=false')
+    assert changed_count(output) == 1, output[-4000:]
+    assert kubectl('-n', ns, 'get', 'cronjob', name, '--ignore-not-found', '-o', 'name').strip() == ''
+    assert kubectl('-n', ns, 'get', 'pvc', name, '-o', 'name').strip() == 'persistentvolumeclaim/' + name
+    output, dummy = site('raibid.queue.setup_redis')
+    assert changed_count(output) == 1, output[-4000:]
+
     site.redis('XADD', STREAM, '*', 'job_id', 'b-1', 'job_type', 'build', 'payload', '{}')
     began = time.monotonic()
     logs = [site.run_backup('manual-%d' % i) for i in range(3)]
@@ -142,11 +150,11 @@ def test_backup_cronjob_keeps_verified_snapshots(site):
     print('backup: converge %.0f s, one backup Job %.1f s' % (site.converge, took))
 
 
-def readme_command(playbook):
+def readme_command(site, playbook):
     """The arguments of the README's `ansible-playbook <playbook> ...` line (section "Backups and restore")."""
     line = next(line for line in (REPO / 'README.md').read_text().splitlines()
                 if line.startswith('ansible-playbook %s ' % playbook))
-    return shlex.split(line.split('#')[0])[1:]
+    return [arg.replace('$PWD', str(site.work)) for arg in shlex.split(line.split('#')[0])[1:]]
 
 
 def queue_state(site):
@@ -170,9 +178,9 @@ def test_restore_after_purge_brings_back_the_stream_the_group_and_its_pending_jo
     assert undelivered, 'a job is left to deliver'
 
     # The README's backup command: a Job now, its snapshot copied off the cluster.
-    output, dummy = site(*readme_command('raibid.queue.backup_redis'))
+    output, dummy = site(*readme_command(site, 'raibid.queue.backup_redis'))
     copy = next((site.work / 'backups').glob('dump-*.rdb'))
-    assert 'Snapshot copied off the cluster to ./backups/%s' % copy.name in output, output[-3000:]
+    assert 'Snapshot copied off the cluster to %s' % copy in output, output[-3000:]
     assert copy.read_bytes().startswith(b'REDIS') and oct(copy.stat().st_mode & 0o777) == '0o600'
     # It cleaned up after itself: only the CronJob's own Jobs remain, and no copy pod.
     assert [j for j in kubectl('-n', ns, 'get', 'jobs', '-o', 'name').split() if 'manual-' not in j] == []
@@ -183,7 +191,7 @@ def test_restore_after_purge_brings_back_the_stream_the_group_and_its_pending_jo
     assert kubectl('get', 'namespace', ns, '--ignore-not-found', '-o', 'name').strip() == ''
     assert kubectl('get', 'pv', '-o', 'jsonpath={.items[*].spec.claimRef.namespace}').split().count(ns) == 0
 
-    restore = [re.sub(r'=\S+$', '=' + str(copy), arg) for arg in readme_command('raibid.queue.restore_redis')[1:]]
+    restore = [re.sub(r'=\S+$', '=' + str(copy), arg) for arg in readme_command(site, 'raibid.queue.restore_redis')[1:]]
     assert restore[0] == '-e' and restore[1] == 'raibid_redis_restore_file=' + str(copy)
     output, dummy = site('raibid.queue.restore_redis', *restore, '--check')
     assert 'would create PVC redis-data-%s-master-0' % ns in output, output[-3000:]
