@@ -218,3 +218,19 @@ def test_restore_after_purge_brings_back_the_stream_the_group_and_its_pending_jo
     assert proc.returncode != 0 and 'the restore fills a new volume only, and nothing was changed' in proc.stdout
     assert queue_state(site)[2] == before[2] + [(undelivered[0], 'worker-2')]
     print('restore: purge + restore %.0f s (restore playbook %.0f s)' % (time.monotonic() - began, took))
+
+
+def test_a_failed_restore_removes_what_it_made(site, tmp_path):
+    """A snapshot that fails redis-check-rdb: the restore stops, and the pod, PVC and namespace it made are gone."""
+    name = 'rtest-bkf-%s' % uuid.uuid4().hex[:6]
+    broken = tmp_path / 'broken.rdb'
+    broken.write_bytes(b'REDIS0010 not a snapshot')
+    proc = site.raw(['raibid.queue.restore_redis', '-e', '@%s' % site.cluster_vars, '-e', '@%s' % site.options,
+                     '-e', 'raibid_redis_release=%s raibid_redis_namespace=%s' % (name, name),
+                     '-e', 'raibid_redis_restore_file=%s' % broken])
+    assert proc.returncode != 0
+    assert "Step 'Check the snapshot and write the AOF that Redis loads' failed" in proc.stdout, proc.stdout[-3000:]
+    assert 'Removed what this run created' in proc.stdout
+    assert site.kubectl('get', 'namespace', name, '--ignore-not-found', '-o', 'name').strip() == ''
+    # Stopped before the deployment.
+    assert 'Install or upgrade the Helm release' not in proc.stdout
