@@ -20,6 +20,8 @@ ALLOWED = (
     'plugins/modules/*.py', 'plugins/module_utils/*.py', 'plugins/doc_fragments/*.py', 'plugins/lookup/*.py',
     'plugins/filter/*.py',
     'roles/redis/README.md', 'roles/redis/*/*.yml', 'roles/redis/templates/*.j2', 'roles/redis/files/*.json',
+    # The scripts of the backup Job and the restore pod.
+    'roles/redis/files/*.sh',
     'playbooks/*.yml',
     # User documentation beyond the README (Galaxy shows docs/*.md).
     'docs/*.md',
