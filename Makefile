@@ -13,7 +13,7 @@ export PATH := $(BIN):$(PATH)
 # PROGRESS PHASE COMMAND...: runs COMMAND, printing a line every 30 s while it runs.
 PROGRESS := bash $(CURDIR)/testbed/lib.sh
 
-.PHONY: deps deploy bench test units functional monitoring sanity lint build kube testbed-up testbed-down testbed-purge \
+.PHONY: deps deploy bench test units functional monitoring s3 sanity lint build kube testbed-up testbed-down testbed-purge \
 	molecule clean helm matrix matrix-deps matrix-units matrix-sanity matrix-kube
 
 deps: $(VENV)/.deps-done
@@ -30,7 +30,7 @@ $(VENV)/.deps-done: requirements-dev.txt
 	@$(PROGRESS) "installing requirements-dev.txt" $(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-test: deps units functional monitoring sanity lint build matrix kube
+test: deps units functional monitoring sanity lint build matrix s3 kube
 
 units: deps
 	$(BIN)/python -m pytest tests/unit
@@ -52,6 +52,18 @@ $(BIN)/promtool: | $(VENV)/.deps-done
 	  { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus >/dev/null; }; } && \
 	  dpkg-deb -x prometheus_*.deb root && install -m 0755 root/usr/bin/promtool $@; fi
 	@$@ --version | head -n 1
+
+# The off-cluster copy to S3 and back (tests/s3): the role's S3 tasks against moto's S3 server on 127.0.0.1, run by
+# .venv's ansible-playbook with the Python of .venv-s3 (boto3), which also runs the test and checks every object.
+S3_VENV ?= $(CURDIR)/.venv-s3
+s3: deps $(S3_VENV)/.deps-done
+	$(S3_VENV)/bin/python -m pytest tests/s3
+
+$(S3_VENV)/.deps-done: tests/requirements-s3.txt
+	$(PYTHON) -m venv $(S3_VENV)
+	$(S3_VENV)/bin/pip install -q --upgrade pip
+	$(S3_VENV)/bin/pip install -q -r tests/requirements-s3.txt
+	touch $@
 
 # ansible-test bootstraps pip in its venvs with a script from a host these machines cannot reach;
 # tests/utils/get_pip_offline.py does the same from Python's ensurepip and the package index.
@@ -93,13 +105,13 @@ build: deps
 
 # Every test that needs Kubernetes: on RAIBID_TEST_KUBECONFIG's cluster if set, else on the local testbed,
 # which is started here and stopped afterwards whatever happens.
-kube: deps helm
+kube: deps helm $(S3_VENV)/.deps-done
 	@if [ -z "$${RAIBID_TEST_KUBECONFIG:-}" ]; then \
 	  trap 'bash testbed/testbed.sh down' EXIT; \
 	  RAIBID_TEST_KUBECONFIG=$$(bash testbed/testbed.sh up | tee >(cat >&2) | tail -n 1); \
 	  export RAIBID_TEST_KUBECONFIG; \
 	fi; \
-	$(BIN)/python -m pytest tests/testbed && $(MAKE) --no-print-directory molecule && $(MAKE) --no-print-directory matrix-kube
+	$(BIN)/python -m pytest --durations=15 tests/testbed && $(MAKE) --no-print-directory molecule && $(MAKE) --no-print-directory matrix-kube
 
 # The README's deploy command: the cluster of KUBECONFIG or ~/.kube/config, else the local testbed (started here,
 # with its progress on the terminal), then the design's own command.
@@ -145,7 +157,7 @@ molecule: deps helm
 	echo "molecule: $$passed passed, 0 failed"
 
 clean:
-	rm -rf $(VENV) $(AC221_VENV) tests/output
+	rm -rf $(VENV) $(AC221_VENV) $(S3_VENV) tests/output
 
 # helm 3 and helm 4 from their Go modules (testbed/tools/helm.sh; in the build cache, see testbed/lib.sh; minutes when cold).
 helm:

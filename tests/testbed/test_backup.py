@@ -8,6 +8,8 @@
 - The restore, end to end: jobs enqueued, some delivered and left pending, a backup taken and copied off the
   cluster, the release purged (namespace and PVCs gone), raibid.queue.restore_redis from the copy: the stream, the
   group with its last-delivered ID and pending entries are back, and a worker carries on.
+- The off-cluster copy to S3 (moto's S3 server on 127.0.0.1, the S3 tasks with the Python of .venv-s3): the backup
+  uploads the same bytes it copied, and a restore from that object under another release brings the queue back.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from harness import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 STREAM, GROUP = 'raibid:jobs', 'raibid-workers'
 KEEP = 2
+# `make s3`'s virtualenv (boto3, moto), which `make kube` builds first: moto's server and the S3 tasks' Python.
+S3_PYTHON = REPO / '.venv-s3' / 'bin' / 'python'
 pytestmark = pytest.mark.timeout(1200)
 
 
@@ -234,3 +239,86 @@ def test_a_failed_restore_removes_what_it_made(site, tmp_path):
     assert site.kubectl('get', 'namespace', name, '--ignore-not-found', '-o', 'name').strip() == ''
     # Stopped before the deployment.
     assert 'Install or upgrade the Helm release' not in proc.stdout
+
+
+def s3_call(endpoint, script, *args):
+    """boto3 in .venv-s3 (it cannot live in .venv beside kubernetes 37): `script` gets client s3 and argv."""
+    code = ('import sys, boto3\ns3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", '
+            'aws_access_key_id="testing", aws_secret_access_key="testing")\n' + script)
+    return subprocess.run([str(S3_PYTHON), '-c', code, endpoint, *args], capture_output=True, text=True, check=True)
+
+
+@pytest.fixture
+def s3_bucket(tmp_path):
+    """moto's S3 server on a free loopback port with a new bucket; stopped by its PID afterwards."""
+    if not S3_PYTHON.exists():
+        pytest.fail('%s is missing: run `make s3` (or `make kube`, which builds it)' % S3_PYTHON)
+    endpoint = 'http://127.0.0.1:%d' % free_port()
+    with open(tmp_path / 'moto.log', 'wb') as log:
+        server = subprocess.Popen([str(S3_PYTHON.parent / 'moto_server'), '-H', '127.0.0.1', '-p',
+                                   endpoint.rsplit(':', 1)[1]], stdout=log, stderr=subprocess.STDOUT)
+    bucket = 'raibid-%s' % uuid.uuid4().hex[:8]
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            s3_call(endpoint, 's3.create_bucket(Bucket=sys.argv[2])', bucket)
+            break
+        except subprocess.CalledProcessError:
+            if time.monotonic() > deadline:
+                stop_process(server)
+                pytest.fail('moto_server did not start: %s' % (tmp_path / 'moto.log').read_text())
+            time.sleep(0.5)
+    yield endpoint, bucket
+    stop_process(server)
+
+
+def test_backup_to_s3_and_restore_from_it_under_another_release(site, s3_bucket, tmp_path):
+    endpoint, bucket = s3_bucket
+    secret = 'raibid-s3-canary-%s' % uuid.uuid4().hex
+    # The module's options and the S3 settings; .venv's Python for the other tasks from the inventory, since an
+    # extra var ansible_python_interpreter would outrank raibid_redis_backup_s3_python (tasks/s3_check.yml says so).
+    options = dict(yaml.safe_load(site.options.read_text()), raibid_redis_backup_s3_python=str(S3_PYTHON),
+                   raibid_redis_backup_s3={'bucket': bucket, 'prefix': 'raibid-redis/', 'endpoint_url': endpoint,
+                                           'region': 'us-east-1', 'access_key': 'testing', 'secret_key': secret})
+    del options['ansible_python_interpreter']
+    (tmp_path / 'options.yml').write_text(yaml.safe_dump(options))
+    (tmp_path / 'inventory').write_text('localhost ansible_connection=local ansible_python_interpreter=%s\n'
+                                        % sys.executable)
+
+    def run(playbook, *extra):
+        began = time.monotonic()
+        proc = site.raw([playbook, '-i', str(tmp_path / 'inventory'), '-e', '@%s' % site.cluster_vars,
+                         '-e', '@%s' % (tmp_path / 'options.yml'), *extra], check=True)
+        assert secret not in proc.stdout + proc.stderr
+        return proc.stdout, time.monotonic() - began
+
+    before = queue_state(site)
+    output, took_backup = run('raibid.queue.backup_redis', '-e', 'raibid_redis_backup_dest=%s' % (tmp_path / 'b'))
+    copy = next((tmp_path / 'b').glob('dump-*.rdb'))
+    key = 'raibid-redis/' + copy.name
+    assert 'uploaded to s3://%s/%s' % (bucket, key) in output, output[-3000:]
+    fetched = tmp_path / 'fetched.rdb'
+    s3_call(endpoint, 's3.download_file(sys.argv[2], sys.argv[3], sys.argv[4])', bucket, key, str(fetched))
+    assert fetched.read_bytes() == copy.read_bytes()
+
+    # Restored from the object under another release: the queue as it was at the backup.
+    other = copy_site(site, 'rtest-bks-%s' % uuid.uuid4().hex[:6])
+    began = time.monotonic()
+    try:
+        output, dummy = run('raibid.queue.restore_redis', '-e', 'raibid_redis_restore_s3_object=%s' % key,
+                            '-e', 'raibid_redis_release=%s raibid_redis_namespace=%s' % (other.name, other.name),
+                            '-e', 'raibid_redis_credentials_path=%s' % (tmp_path / 'creds.json'))
+        assert 'filled from s3://%s/%s' % (bucket, key) in output, output[-3000:]
+        assert queue_state(other) == before
+    finally:
+        run('raibid.queue.teardown_redis', '-e', 'raibid_redis_purge=true',
+            '-e', 'raibid_redis_release=%s raibid_redis_namespace=%s' % (other.name, other.name),
+            '-e', 'raibid_redis_credentials_path=%s' % (tmp_path / 'creds.json'))
+    print('s3: backup with upload %.0f s, restore from S3 + deploy %.0f s' % (took_backup, time.monotonic() - began))
+
+
+def copy_site(site, name):
+    """The same Site pointed at another release (its redis-cli and queue_state)."""
+    other = object.__new__(Site)
+    other.__dict__.update(site.__dict__, name=name)
+    return other
