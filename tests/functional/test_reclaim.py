@@ -18,6 +18,7 @@ import threading
 import time
 
 import pytest
+from conftest import RedisServer
 
 STREAM = 'raibid:jobs'
 DEAD = 'raibid:jobs:dead'
@@ -238,3 +239,34 @@ def test_maintenance_playbook(redis_server, queue, tmp_path):
     assert {c for c, dummy in pending(client).values()} == {'raibid-reclaimer', 'live-agent'}
     # Nothing trimmed, whatever the module's default max_length.
     assert client.xrange(STREAM) == before['entries']
+
+
+def test_maintenance_playbook_with_mutual_tls(certs, tmp_path):
+    """With mutual TLS the playbook takes TLS, the controller's certificate, key and CA from the credentials file, as
+    the role writes them; the server refuses a client without a certificate."""
+    server = RedisServer(tmp_path / 'redis', certs, extra=['tls-auth-clients yes']).start()
+    try:
+        env = dict(os.environ, REDISCLI_AUTH=server.password)
+        refused = subprocess.run(['redis-cli', '-p', str(server.tls_port), '--tls', '--cacert', certs['ca.crt'], '-e',
+                                  'PING'], env=env, capture_output=True, text=True, timeout=30, check=False)
+        assert refused.returncode != 0 and 'PONG' not in refused.stdout, refused
+        credentials = tmp_path / 'credentials.json'
+        credentials.write_text(json.dumps({'host': 'unused', 'port': 6379, 'password': server.password, 'tls': True,
+                                           'tls_ca_file': certs['ca.crt'], 'tls_cert_file': certs['client.crt'],
+                                           'tls_key_file': certs['client.key']}))
+        credentials.chmod(0o600)
+        server.client().xgroup_create(STREAM, GROUP, id='$', mkstream=True)
+        server.client().xadd(STREAM, {'job_id': 'j1'})
+        server.client().xreadgroup(GROUP, 'gone-agent', {STREAM: '>'})
+        extra = dict(raibid_redis_connection='direct', raibid_redis_direct_host='127.0.0.1',
+                     raibid_redis_direct_port=server.tls_port, raibid_redis_credentials_path=str(credentials),
+                     raibid_redis_reclaim_idle=1, ansible_python_interpreter=sys.executable)
+        time.sleep(1.1)
+        proc = subprocess.run(['ansible-playbook', 'raibid.queue.maintain_queue', '-e', json.dumps(extra)],
+                              env=dict(os.environ, ANSIBLE_NOCOLOR='1'), capture_output=True, text=True, timeout=300,
+                              check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        # Done over TLS with the certificate: the job now pends with the reclaimer (read over the plain port).
+        assert [c['name'] for c in server.client().xinfo_consumers(STREAM, GROUP) if c['pending']] == ['raibid-reclaimer']
+    finally:
+        server.stop()

@@ -271,6 +271,23 @@ def test_tls_existing_secret(render):
     assert env["REDIS_TLS_AUTH_CLIENTS"] == "no"
 
 
+def test_role_values_mutual_tls(render):
+    """With raibid_redis_tls_client_auth the role's Secret <release>-tls serves, and Redis, its probes and the
+    exporter ask for and present client certificates."""
+    objs = render(role_values(raibid_redis_tls=True, raibid_redis_tls_client_auth=True, _raibid_redis_tls_ca="a CA"))
+    assert ("Secret", f"{RELEASE}-crt") not in objs
+    spec = objs[("StatefulSet", "raibid-redis-master")]["spec"]["template"]["spec"]
+    assert next(v for v in spec["volumes"] if v["name"] == "redis-certificates")["secret"]["secretName"] == \
+        f"{RELEASE}-tls"
+    env = {c["name"]: {e["name"]: e.get("value") for e in c.get("env", [])} for c in spec["containers"]}
+    assert env["redis"]["REDIS_TLS_AUTH_CLIENTS"] == "yes"
+    assert env["redis"]["REDIS_TLS_CA_FILE"] == "/opt/bitnami/redis/certs/ca.crt"
+    assert env["metrics"]["REDIS_EXPORTER_TLS_CLIENT_CERT_FILE"] == "/opt/bitnami/redis/certs/tls.crt"
+    # Another CA restarts the pods, which read certificates only when they start.
+    annotations = objs[("StatefulSet", "raibid-redis-master")]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["raibid.queue/tls-ca"] == hashlib.sha256(b"a CA").hexdigest()
+
+
 def test_service_monitor(render, render_error):
     err = render_error({"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}})
     assert "ServiceMonitor CRD" in err

@@ -87,7 +87,10 @@ def site(tmp_path, kubeconfig, kubectl):
     run.credentials = credentials
     run.url = url
     yield run
-    run('teardown.yml', 'hosts1')
+    # The role's teardown for every test's options, without its purge, whose wait for the namespace to go (about 15 s
+    # a test) test_readme.py and molecule prove; the namespace goes in the background.
+    run('teardown.yml', 'hosts1', '-e', 'raibid_redis_purge=false')
+    kubectl('delete', 'namespace', name, '--wait=false', '--ignore-not-found', check=False)
 
 
 def test_check_mode_then_deploy_once_for_any_number_of_hosts(site, kubectl):
@@ -134,14 +137,14 @@ def check_url(url, host, password, tls):
     assert (parsed.get('connection_class') is redis.connection.SSLConnection) == tls
 
 
-def xinfo_with_url(kubectl, namespace, pod, url, ca=None):
+def xinfo_with_url(kubectl, namespace, pod, url, **ssl):
     """redis-py's from_url with a connection URL, through `kubectl port-forward` to the pod: the URL's password,
     scheme and TLS, with its in-cluster host and port replaced by the forward's (the certificate names
-    localhost). Returns the names of the groups of raibid:jobs."""
+    localhost), and redis-py's ssl_* options (ssl_ca_certs, ssl_certfile, ssl_keyfile). Returns the names of the
+    groups of raibid:jobs."""
     with forwarded_port(kubectl, namespace, pod) as port:
         local = re.sub(r'@[^@]+$', '@localhost:%d' % port, url)
-        tls = dict(ssl_ca_certs=ca) if ca else {}
-        client = redis.Redis.from_url(local, socket_timeout=30, decode_responses=True, **tls)
+        client = redis.Redis.from_url(local, socket_timeout=30, decode_responses=True, **ssl)
         try:
             return [g['name'] for g in client.xinfo_groups('raibid:jobs')]
         finally:
@@ -220,7 +223,7 @@ def test_options_tls_service_monitor_pvc_retention_network_policy(site, kubectl,
     check_url(url, creds['host'], creds['password'], tls=True)
     ca_file = tmp_path / 'ca.crt'
     ca_file.write_bytes(base64.b64decode(consumer['ca']))
-    assert xinfo_with_url(kubectl, ns, pod, url, ca=str(ca_file)) == ['raibid-workers']
+    assert xinfo_with_url(kubectl, ns, pod, url, ssl_ca_certs=str(ca_file)) == ['raibid-workers']
 
     # ServiceMonitor, PVC retention and NetworkPolicy, as the API server has them.
     monitor = kubectl.json('-n', ns, 'get', 'servicemonitor', ns)
@@ -243,6 +246,92 @@ def test_options_tls_service_monitor_pvc_retention_network_policy(site, kubectl,
     pvc = 'redis-data-%s' % pod
     kubectl('-n', ns, 'wait', '--for=delete', 'pvc/' + pvc, '--timeout=120s', check=False)
     assert kubectl('-n', ns, 'get', 'pvc', pvc, '--ignore-not-found', '-o', 'name').strip() == ''
+
+
+def test_mutual_tls_refuses_clients_without_a_certificate(site, kubectl, namespace, tmp_path):
+    options = tmp_path / 'options.yml'
+    options.write_text(yaml.safe_dump({
+        'raibid_redis_tls': True,
+        'raibid_redis_tls_client_auth': True,
+        'raibid_redis_backup': True,
+        'raibid_redis_consumer_secrets': [{'namespace': namespace}],
+    }))
+    ns, pod = site.namespace, site.namespace + '-master-0'
+    # Check mode issues certificates only in memory: no namespace, no Secret, no file.
+    site('site.yml', 'hosts1', '--check', '-e', '@%s' % options)
+    assert kubectl('get', 'namespace', ns, '--ignore-not-found', '-o', 'name').strip() == ''
+    assert not list(tmp_path.glob(ns + '-*'))
+    output, converge = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert 'TLS with client certificates' in output
+
+    # The controller's files, named by the credentials file, private; the consumer's pair in its Secret.
+    creds = json.loads(site.credentials.read_text())
+    files = {name: creds['tls_%s_file' % name] for name in ('ca', 'cert', 'key')}
+    assert all(os.stat(path).st_mode & 0o777 == 0o600 for path in files.values())
+    consumer = kubectl.json('-n', namespace, 'get', 'secret', 'raibid-redis-auth')['data']
+    for key in ('ca', 'cert', 'key'):
+        (tmp_path / ('consumer.' + key)).write_bytes(base64.b64decode(consumer[key]))
+    assert (tmp_path / 'consumer.ca').read_text() == Path(files['ca']).read_text()
+    # The role keeps its CA, with its key, in a Secret of its own: not in the one the pods mount.
+    assert 'tls.key' in kubectl.json('-n', ns, 'get', 'secret', ns + '-ca')['data']
+    assert kubectl.json('-n', ns, 'get', 'secret', ns + '-tls')['data']['ca.crt'] == consumer['ca']
+
+    url = site.url.read_text()
+    ca = str(tmp_path / 'consumer.ca')
+    env = dict(os.environ, REDISCLI_AUTH=creds['password'])
+
+    def ping(*flags):
+        """redis-cli PING with the password and the CA, through a port-forward of its own (kubectl port-forward
+        ends when the server drops a connection, as it does a refused handshake)."""
+        with forwarded_port(kubectl, ns, pod) as port:
+            return subprocess.run(['redis-cli', '-p', str(port), '--tls', '--cacert', ca, '--no-auth-warning', '-e',
+                                   *flags, 'PING'], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    # With the consumer's certificate, PONG; without one the handshake fails, with the password right.
+    served = ping('--cert', str(tmp_path / 'consumer.cert'), '--key', str(tmp_path / 'consumer.key'))
+    assert served.stdout.strip() == 'PONG', served
+    refused = ping()
+    assert refused.returncode != 0 and 'PONG' not in refused.stdout, refused
+    with pytest.raises(redis.exceptions.ConnectionError):
+        xinfo_with_url(kubectl, ns, pod, url, ssl_ca_certs=ca)
+    # redis-py with the controller's files, as the credentials file names them.
+    assert xinfo_with_url(kubectl, ns, pod, url, ssl_ca_certs=files['ca'], ssl_certfile=files['cert'],
+                          ssl_keyfile=files['key']) == ['raibid-workers']
+
+    # The backup Job presents a certificate too, and its snapshot passes redis-check-rdb.
+    backups = tmp_path / 'backups'
+    site_play = yaml.safe_load((tmp_path / 'site.yml').read_text())[0]
+    (tmp_path / 'backup.yml').write_text(yaml.safe_dump([dict(site_play, name='Back up', tasks=[
+        site_play['tasks'][0],
+        {'name': 'Back up now', 'ansible.builtin.include_role': {'name': 'raibid.queue.redis', 'tasks_from': 'backup_now'},
+         'vars': {'raibid_redis_backup_dest': str(backups)}}])]))
+    site('backup.yml', 'hosts1', '-e', '@%s' % options)
+    assert [path.name for path in backups.iterdir()][0].endswith('.rdb')
+
+    output, again = site('site.yml', 'hosts1', '-e', '@%s' % options)
+    assert changed_count(output) == 0, output
+    print('mutual TLS converge %.0f s, re-run %.0f s' % (converge, again))
+
+    # A CA managed elsewhere (the shape of a cert-manager CA issuer's Secret): every certificate is issued again, the
+    # pods restart with the new one, and a consumer certificate of the old CA is refused.
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+                    '-days', '30', '-subj', '/CN=team CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+                    '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-keyout', str(tmp_path / 'team.key'),
+                    '-out', str(tmp_path / 'team.crt')], check=True, capture_output=True)
+    kubectl('-n', ns, 'create', 'secret', 'tls', 'team-ca', '--cert', str(tmp_path / 'team.crt'),
+            '--key', str(tmp_path / 'team.key'))
+    site('site.yml', 'hosts1', '-e', '@%s' % options, '-e', 'raibid_redis_tls_ca_secret=team-ca')
+    assert Path(files['ca']).read_text() == (tmp_path / 'team.crt').read_text()
+    assert ping('--cert', str(tmp_path / 'consumer.cert'), '--key', str(tmp_path / 'consumer.key')).returncode != 0
+    consumer = kubectl.json('-n', namespace, 'get', 'secret', 'raibid-redis-auth')['data']
+    for key in ('ca', 'cert', 'key'):
+        (tmp_path / ('consumer.' + key)).write_bytes(base64.b64decode(consumer[key]))
+    served = ping('--cert', str(tmp_path / 'consumer.cert'), '--key', str(tmp_path / 'consumer.key'))
+    assert served.stdout.strip() == 'PONG', served
+    assert xinfo_with_url(kubectl, ns, pod, url, ssl_ca_certs=files['ca'], ssl_certfile=files['cert'],
+                          ssl_keyfile=files['key']) == ['raibid-workers']
+    output, dummy = site('site.yml', 'hosts1', '-e', '@%s' % options, '-e', 'raibid_redis_tls_ca_secret=team-ca')
+    assert changed_count(output) == 0, output
 
 
 def test_sentinel_over_tls(site, kubectl, tmp_path):

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "${BACKUP_DIR:-/backups}"
 tls=()
 if [[ $REDIS_TLS == yes ]]; then tls=(--tls --cacert "${REDIS_CA:-/certs/ca.crt}"); fi
+if [[ ${REDIS_TLS_CLIENT_CERT:-no} == yes ]]; then tls+=(--cert /certs/tls.crt --key /certs/tls.key); fi
 name="dump-$(date -u +%Y%m%dT%H%M%SZ).rdb"
 part=".$name.part"
 trap 'rm -f -- "$part"' EXIT
