@@ -93,7 +93,7 @@ build: deps
 	$(BIN)/python tests/utils/check_tarball.py $(TARBALL)
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/collections $(BIN)/ansible-galaxy collection install --force --offline --no-deps \
 	  -p $(BUILD)/collections $(TARBALL)
-	@for module in redis_queue redis_queue_info redis_job; do \
+	@for module in redis_queue redis_queue_info redis_job kube_objects_info; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/collections $(BIN)/ansible-doc --json raibid.queue.$$module | grep -q '"examples"' \
 	    || { echo "no docs for $$module"; exit 1; }; \
 	done

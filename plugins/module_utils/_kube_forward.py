@@ -15,13 +15,14 @@ stream, so that redis-py connects to a plain host and port. Everything stops wit
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import select
 import socket
 import threading
 import traceback
 
 # The kubernetes library is imported on first use (load_kubernetes): it takes about 0.3 s to import, and only a
-# port-forward needs it, not a module run with login_host.
+# port-forward or a read of the API needs it, not a module run with login_host.
 kube_client = kube_config = portforward = None
 
 BUFFER_SIZE = 65536
@@ -42,6 +43,17 @@ def load_kubernetes():
     return None
 
 
+def new_api_client(kubeconfig=None, context=None):
+    """An ApiClient for the kubeconfig (else KUBECONFIG or ~/.kube/config); inside a pod without any of them, the
+    pod's service account, as kubernetes.core does."""
+    default = os.environ.get('KUBECONFIG') or os.path.expanduser('~/.kube/config')
+    if not kubeconfig and not os.path.exists(default) and os.environ.get('KUBERNETES_SERVICE_HOST'):
+        configuration = kube_client.Configuration()
+        kube_config.load_incluster_config(client_configuration=configuration)
+        return kube_client.ApiClient(configuration)
+    return kube_config.new_client_from_config(config_file=kubeconfig, context=context)
+
+
 class PodPortForward(object):
     """Listen on 127.0.0.1:<ephemeral> and relay every connection to <pod>:<port> in <namespace>."""
 
@@ -49,8 +61,7 @@ class PodPortForward(object):
         self.pod = pod
         self.namespace = namespace
         self.port = port
-        api_client = kube_config.new_client_from_config(config_file=kubeconfig, context=context)
-        self.api = kube_client.CoreV1Api(api_client)
+        self.api = kube_client.CoreV1Api(new_api_client(kubeconfig, context))
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind(('127.0.0.1', 0))
         self.listener.listen(8)

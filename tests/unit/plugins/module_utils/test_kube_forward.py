@@ -135,3 +135,44 @@ def test_the_error_a_stream_ends_with_is_kept(cluster):
     fake.pod_ends[0].close()   # the pod side ends the stream
     assert conn.recv(100) == b''
     assert forward.last_error == 'error forwarding port 6379: connection refused'
+
+
+@pytest.mark.parametrize('kubeconfig, env, home_config, expected', [
+    ('/k/config', {'KUBERNETES_SERVICE_HOST': '10.0.0.1'}, False, 'file'),
+    (None, {}, True, 'file'),
+    (None, {'KUBERNETES_SERVICE_HOST': '10.0.0.1'}, True, 'file'),
+    (None, {'KUBERNETES_SERVICE_HOST': '10.0.0.1'}, False, 'in-cluster'),
+    # No configuration at all and not in a pod: the library's own error names the missing file.
+    (None, {}, False, 'file'),
+])
+def test_new_api_client_takes_the_service_account_only_in_a_pod_without_kubeconfig(
+        monkeypatch, tmp_path, kubeconfig, env, home_config, expected):
+    calls = []
+
+    class Config:
+        def new_client_from_config(self, config_file=None, context=None):
+            calls.append(('file', config_file, context))
+
+        def load_incluster_config(self, client_configuration=None):
+            calls.append(('in-cluster', None, None))
+
+    class Client:
+        Configuration = dict
+
+        def ApiClient(self, configuration):  # pylint: disable=invalid-name
+            return configuration
+
+    monkeypatch.setattr(_kube_forward, 'kube_config', Config(), raising=False)
+    monkeypatch.setattr(_kube_forward, 'kube_client', Client(), raising=False)
+    monkeypatch.delenv('KUBECONFIG', raising=False)
+    monkeypatch.delenv('KUBERNETES_SERVICE_HOST', raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv('HOME', str(tmp_path))
+    if home_config:
+        (tmp_path / '.kube').mkdir()
+        (tmp_path / '.kube' / 'config').write_text('{}')
+    _kube_forward.new_api_client(kubeconfig, 'ctx')
+    assert [call[0] for call in calls] == [expected]
+    if expected == 'file':
+        assert calls[0][1:] == (kubeconfig, 'ctx')
