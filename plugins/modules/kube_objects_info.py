@@ -21,16 +21,8 @@ description:
     unknown resource type neither (RV(objects.api_found=false)). Changes nothing.
 author:
   - raibid maintainers (@raibid)
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: The module changes nothing.
-  idempotent:
-    support: full
-    description: The module changes nothing.
+extends_documentation_fragment:
+  - raibid.queue._attributes.info_module
 options:
   objects:
     description:

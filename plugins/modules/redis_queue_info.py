@@ -21,16 +21,7 @@ author:
   - raibid maintainers (@raibid)
 extends_documentation_fragment:
   - raibid.queue._redis
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: The module changes nothing.
-  idempotent:
-    support: full
-    description: The module changes nothing.
+  - raibid.queue._attributes.info_module
 options:
   stream:
     description:
