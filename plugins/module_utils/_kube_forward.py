@@ -23,31 +23,33 @@ import traceback
 
 # The kubernetes library is imported on first use (load_kubernetes): it takes about 0.3 s to import, and only a
 # port-forward or a read of the API needs it, not a module run with login_host.
-kube_client = kube_config = portforward = None
+kube_client = kube_config = portforward = ws_client = None
 
 BUFFER_SIZE = 65536
 
 
 def load_kubernetes():
     """Import the kubernetes library once; return None, or the traceback when it is missing."""
-    global kube_client, kube_config, portforward  # pylint: disable=global-statement
+    global kube_client, kube_config, portforward, ws_client  # pylint: disable=global-statement
     if portforward is not None:
         return None
     try:
         from kubernetes import client
         from kubernetes import config
         from kubernetes.stream import portforward as forward
+        from kubernetes.stream import ws_client as websocket_client
     except ImportError:
         return traceback.format_exc()
-    kube_client, kube_config, portforward = client, config, forward
+    kube_client, kube_config, portforward, ws_client = client, config, forward, websocket_client
     return None
 
 
 def new_api_client(kubeconfig=None, context=None):
     """An ApiClient for the kubeconfig (else KUBECONFIG or ~/.kube/config); inside a pod without any of them, the
     pod's service account, as kubernetes.core does."""
-    default = os.environ.get('KUBECONFIG') or os.path.expanduser('~/.kube/config')
-    if not kubeconfig and not os.path.exists(default) and os.environ.get('KUBERNETES_SERVICE_HOST'):
+    # KUBECONFIG may list several files, as kubectl reads it.
+    defaults = (os.environ.get('KUBECONFIG') or os.path.expanduser('~/.kube/config')).split(os.pathsep)
+    if not kubeconfig and not any(os.path.exists(path) for path in defaults) and os.environ.get('KUBERNETES_SERVICE_HOST'):
         configuration = kube_client.Configuration()
         kube_config.load_incluster_config(client_configuration=configuration)
         return kube_client.ApiClient(configuration)
@@ -61,7 +63,7 @@ class PodPortForward(object):
         self.pod = pod
         self.namespace = namespace
         self.port = port
-        self.api = kube_client.CoreV1Api(new_api_client(kubeconfig, context))
+        self.api_client = new_api_client(kubeconfig, context)
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind(('127.0.0.1', 0))
         self.listener.listen(8)
@@ -82,11 +84,23 @@ class PodPortForward(object):
             thread.daemon = True
             thread.start()
 
+    def _open(self):
+        """A port-forward stream to the pod's port."""
+        if hasattr(self.api_client, 'param_serialize'):
+            # kubernetes 35 and later: the request as CoreV1Api would make it, without importing CoreV1Api, whose
+            # models take about 1 s to import.
+            method, url, headers = self.api_client.param_serialize(
+                'GET', '/api/v1/namespaces/{namespace}/pods/{name}/portforward',
+                path_params={'namespace': self.namespace, 'name': self.pod}, query_params=[('ports', str(self.port))],
+                auth_settings=['BearerToken'])[:3]
+            return ws_client.portforward_call(self.api_client.configuration, method, url, headers=headers)
+        api = kube_client.CoreV1Api(self.api_client)
+        return portforward(api.connect_get_namespaced_pod_portforward, self.pod, self.namespace, ports=str(self.port))
+
     def _relay(self, local):
         forward = None
         try:
-            forward = portforward(self.api.connect_get_namespaced_pod_portforward, self.pod, self.namespace,
-                                  ports=str(self.port))
+            forward = self._open()
             remote = forward.socket(self.port)
             remote.setblocking(True)
             sockets = [local, remote]

@@ -81,6 +81,49 @@ class FakeClient:
             self.connect_get_namespaced_pod_portforward = object()
 
 
+def test_newer_clients_open_the_stream_without_core_v1_api(monkeypatch):
+    """kubernetes 35 and later: the request is serialized by the ApiClient (path, query, auth) and opened with
+    ws_client.portforward_call, as CoreV1Api's method would through kubernetes.stream."""
+    serialized, opened, ready = [], [], threading.Event()
+
+    class ApiClient:
+        configuration = 'the configuration'
+
+        def param_serialize(self, method, resource_path, **kwargs):
+            serialized.append((method, resource_path, kwargs))
+            return (method, 'https://api/api/v1/namespaces/ns/pods/pod/portforward?ports=6379',
+                    {'authorization': 'Bearer t'}, None, [])
+
+    class WsClient:
+        def portforward_call(self, configuration, method, url, headers=None):
+            opened.append((configuration, method, url, headers))
+            relay_end, pod_end = socket.socketpair()
+            opened.append(pod_end)
+            ready.set()
+            return FakeForward(relay_end)
+
+    class Config:
+        def new_client_from_config(self, config_file=None, context=None):
+            return ApiClient()
+
+    monkeypatch.setattr(_kube_forward, 'kube_config', Config(), raising=False)
+    monkeypatch.setattr(_kube_forward, 'kube_client', None, raising=False)   # CoreV1Api is never asked for
+    monkeypatch.setattr(_kube_forward, 'ws_client', WsClient(), raising=False)
+    forward = _kube_forward.PodPortForward('pod', 'ns', 6379)
+    conn = local_connection(forward)
+    conn.sendall(b'PING\r\n')
+    assert ready.wait(5)
+    opened[1].settimeout(5)
+    assert opened[1].recv(100) == b'PING\r\n'
+    assert serialized == [('GET', '/api/v1/namespaces/{namespace}/pods/{name}/portforward',
+                           {'path_params': {'namespace': 'ns', 'name': 'pod'}, 'query_params': [('ports', '6379')],
+                            'auth_settings': ['BearerToken']})]
+    assert opened[0] == ('the configuration', 'GET', 'https://api/api/v1/namespaces/ns/pods/pod/portforward?ports=6379',
+                         {'authorization': 'Bearer t'})
+    conn.close()
+    opened[1].close()
+
+
 def local_connection(forward):
     conn = socket.create_connection(('127.0.0.1', forward.local_port), timeout=5)
     conn.settimeout(5)
@@ -144,6 +187,8 @@ def test_the_error_a_stream_ends_with_is_kept(cluster):
     (None, {'KUBERNETES_SERVICE_HOST': '10.0.0.1'}, False, 'in-cluster'),
     # No configuration at all and not in a pod: the library's own error names the missing file.
     (None, {}, False, 'file'),
+    # KUBECONFIG lists files as kubectl reads it: one that exists is enough.
+    (None, {'KUBERNETES_SERVICE_HOST': '10.0.0.1', 'KUBECONFIG': '/nowhere:{home}/.kube/config'}, True, 'file'),
 ])
 def test_new_api_client_takes_the_service_account_only_in_a_pod_without_kubeconfig(
         monkeypatch, tmp_path, kubeconfig, env, home_config, expected):
@@ -167,7 +212,7 @@ def test_new_api_client_takes_the_service_account_only_in_a_pod_without_kubeconf
     monkeypatch.delenv('KUBECONFIG', raising=False)
     monkeypatch.delenv('KUBERNETES_SERVICE_HOST', raising=False)
     for key, value in env.items():
-        monkeypatch.setenv(key, value)
+        monkeypatch.setenv(key, value.format(home=tmp_path))
     monkeypatch.setenv('HOME', str(tmp_path))
     if home_config:
         (tmp_path / '.kube').mkdir()
