@@ -9,6 +9,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE = Path(sys.executable).parent / "ansible"
 
@@ -85,3 +87,56 @@ def test_refuses_repeated_ids(kubeconfig):
                                                                {"id": "n", "resource": "namespaces", "name": "y"}]})
     assert result["failed"] is True
     assert result["msg"] == "objects: each id must be unique; repeated: n."
+
+
+def test_helm_release_filter_reads_what_helm_info_reports(tmp_path, kubeconfig, kubectl, namespace, helm):
+    """raibid.queue.helm_release over the Secrets read by kube_objects_info (the role's preflight) against
+    kubernetes.core.helm_info, on a real release: installed, upgraded (revision 1 superseded), then failed."""
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: tiny\nversion: 1.2.3\nappVersion: '4.5'\n")
+    # A name Kubernetes refuses makes an upgrade fail.
+    (chart / "templates" / "map.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.name | default \"tiny\" }}\n"
+        "data:\n  value: {{ .Values.value | quote }}\n")
+    playbook = tmp_path / "compare.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"kubernetes.core.helm_info": {"release_name": "tiny", "release_namespace": namespace,
+                                       "release_state": ["deployed", "failed", "pending", "uninstalling"],
+                                       "binary_path": helm, "kubeconfig": kubeconfig}, "register": "by_helm"},
+        {"raibid.queue.kube_objects_info": {"kubeconfig": kubeconfig, "objects": [
+            {"id": "release", "resource": "secrets", "namespace": namespace,
+             "label_selectors": ["owner=helm", "name=tiny", "status!=superseded"]}]}, "register": "read"},
+        {"ansible.builtin.copy": {"dest": str(tmp_path / "both.json"), "mode": "0600", "content": "{{ {'helm_info':"
+         " by_helm.status, 'record': (read.objects.release.resources | raibid.queue.helm_release).status} | to_json }}"}},
+    ]}]))
+
+    def compare():
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".venv" / "collections"))
+        proc = subprocess.run([str(ANSIBLE) + "-playbook", str(playbook),
+                               "-e", "ansible_python_interpreter=" + sys.executable],
+                              env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        both = json.loads((tmp_path / "both.json").read_text())
+        keys = ("name", "namespace", "revision", "status", "chart", "app_version", "values")
+        assert {k: both["record"][k] for k in keys} == {k: both["helm_info"][k] for k in keys}
+        return both["record"]
+
+    def helm_run(*args, ok=True):
+        proc = subprocess.run([helm, "--kubeconfig", kubeconfig, *args, "tiny", str(chart), "-n", namespace],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert (proc.returncode == 0) == ok, proc.stderr
+
+    helm_run("install", "--set", "value=one,nested.list={a,b}")
+    helm_run("upgrade", "--set", "value=2,port=6379,flag=true,cpu=0.5")
+    record = compare()
+    assert (record["revision"], record["status"], record["chart"], record["app_version"]) == \
+        ("2", "deployed", "tiny-1.2.3", "4.5")
+    # Typed as helm typed them (--set leaves 0.5 a string).
+    assert record["values"] == {"value": 2, "port": 6379, "flag": True, "cpu": "0.5"}
+    helm_run("upgrade", "--set", "name=Not_Valid", ok=False)
+    record = compare()
+    assert (record["revision"], record["status"], record["values"]) == ("3", "failed", {"name": "Not_Valid"})
+    # Revision 1 is superseded: not read at all.
+    assert kubectl("get", "secret", "-n", namespace, "-l", "owner=helm,status=superseded", "-o", "name").split() == \
+        ["secret/sh.helm.release.v1.tiny.v1"]

@@ -83,6 +83,7 @@ def site(tmp_path, kubeconfig, kubectl):
                               env=env, capture_output=True, text=True, timeout=900, check=False)
 
     run.raw = raw
+    run.env = env
     run.namespace = name
     run.credentials = credentials
     run.url = url
@@ -116,6 +117,19 @@ def test_check_mode_then_deploy_once_for_any_number_of_hosts(site, kubectl):
 
     output, dummy = site('site.yml', 'hosts1', '--check')
     assert changed_count(output) == 0, output
+
+    # A re-run that changes nothing runs no helm at all (the release is read from Helm's record of it); one that has
+    # something for helm to do checks helm first, and stops with nothing changed.
+    no_helm = ('-e', 'raibid_redis_helm_binary=/nonexistent/helm')
+    output, dummy = site('site.yml', 'hosts1', *no_helm)
+    assert changed_count(output) == 0, output
+    assert 'TASK [raibid.queue.redis : Check that helm runs]' not in output
+    revision = kubectl('get', 'secret', '-n', site.namespace, '-l', 'owner=helm', '-o', 'name').split()
+    failed = site.raw('site.yml', 'hosts1', *no_helm, '-e', 'raibid_redis_maxmemory_percent=60')
+    assert failed.returncode != 0
+    assert "helm could not be run as '/nonexistent/helm'" in failed.stdout and 'Rolled back: nothing to undo' in \
+        failed.stdout, failed.stdout[-3000:]
+    assert kubectl('get', 'secret', '-n', site.namespace, '-l', 'owner=helm', '-o', 'name').split() == revision
 
     output, many = site('site.yml', 'hosts50')
     assert changed_count(output) == 0, output
@@ -557,6 +571,20 @@ def interrupt_helm(helm_binary, kubeconfig, namespace, args, pending, before=Non
         proc.kill()
         proc.wait()
     assert helm_status(helm_binary, kubeconfig, namespace)[0] == pending
+
+
+def test_helm_storage_driver_other_than_secrets(site, kubectl):
+    """With HELM_DRIVER=configmap there is no Secret of the release to read: the role asks helm, and a re-run is
+    still changed=0."""
+    site.env['HELM_DRIVER'] = 'configmap'
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) >= 1
+    assert kubectl('get', 'configmap', '-n', site.namespace, '-l', 'owner=helm', '-o', 'name').split() == \
+        ['configmap/sh.helm.release.v1.%s.v1' % site.namespace]
+    assert kubectl('get', 'secret', '-n', site.namespace, '-l', 'owner=helm', '-o', 'name') == ''
+    output, dummy = site('site.yml', 'hosts1')
+    assert changed_count(output) == 0, output
+    assert 'TASK [raibid.queue.redis : Read the Helm release, whatever its state]' in output
 
 
 def test_release_left_pending_upgrade_or_failed_is_rolled_back(site, kubectl, kubeconfig, helm_binary):
