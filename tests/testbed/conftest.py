@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -66,6 +67,17 @@ class Kubectl:
     def json(self, *args):
         return json.loads(self(*args, "-o", "json"))
 
+    def wait_for_default_service_account(self, namespace, timeout=60):
+        """Pods need the namespace's default service account, which a controller makes
+        shortly after the namespace. Polled: `kubectl wait` fails at once (NotFound)
+        when the account does not exist yet, which a busy 2-core machine hits."""
+        deadline = time.monotonic() + timeout
+        while not self("get", "serviceaccount", "default", "-n", namespace,
+                       "--ignore-not-found", "-o", "name").strip():
+            if time.monotonic() > deadline:
+                pytest.fail(f"namespace {namespace} got no default service account within {timeout} s")
+            time.sleep(0.5)
+
     def apply(self, manifest, namespace=None):
         args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
         return self(*args, input=manifest if isinstance(manifest, str) else json.dumps(manifest))
@@ -81,9 +93,7 @@ def namespace(kubectl):
     """A fresh namespace, deleted (without waiting) when the test ends."""
     name = f"rtest-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", name)
-    # Pods need the namespace's default service account (made by a controller).
-    kubectl("wait", "--for=jsonpath={.metadata.name}=default", "serviceaccount/default",
-            "-n", name, "--timeout=60s")
+    kubectl.wait_for_default_service_account(name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 

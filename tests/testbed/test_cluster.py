@@ -168,8 +168,7 @@ def test_namespace_deletion_completes(kubectl, images):
     name = f"rtest-del-{int(time.time())}"
     kubectl("create", "namespace", name)
     try:
-        kubectl("wait", "--for=jsonpath={.metadata.name}=default", "serviceaccount/default",
-                "-n", name, "--timeout=60s")
+        kubectl.wait_for_default_service_account(name)
         kubectl.apply(redis_pod("redis", images["RAIBID_REDIS_IMAGE"]), name)
         kubectl("create", "configmap", "cm", "--from-literal=a=b", "-n", name)
         kubectl("create", "service", "clusterip", "svc", "--tcp=6379:6379", "-n", name)
